@@ -1,0 +1,439 @@
+"""The worker pool that runs a batch of programs inside one sandbox.
+
+This file runs *inside* the sandbox (bubblewrap or an Apptainer image) under whatever
+``python3`` the sandbox has, so it uses the standard library only and imports nothing
+from the package. The host side (:mod:`multiplt.execution.engine`) talks to it over
+stdin and stdout, one JSON object per line:
+
+* first line, host to runner: the batch header (run command, limits, workers, warm runtime);
+* then one line per program, ``{"key": ..., "source": ...}``; end of input ends the batch;
+* runner to host: one line per finished program, in completion order, with ``key``,
+  ``exit_code``, ``stdout``, ``stderr``, ``timed_out``, ``duration_s`` and ``killed_for``.
+
+Each program gets its own scratch directory (its working directory, ``HOME`` and ``TMPDIR``),
+its own session and process group (killed as a whole at the end), and its own user
+namespace where the kernel allows one, so its process limit is counted apart from the
+other programs of the batch. rlimits bound memory, processes, file size and CPU time.
+
+Warm runtimes
+-------------
+For runtimes whose start-up dominates (R, Racket), each worker keeps one server process
+and hands it programs over a line protocol on the server's stdin and stdout::
+
+    runner -> server   RUN <TAB> program path <TAB> scratch dir <TAB> stdout path <TAB> stderr path
+    server -> runner   STARTED <TAB> pid      (pid of the process running it, 0 = in-process)
+    server -> runner   DONE <TAB> exit code
+
+The server prints ``READY`` once after start-up. It never runs user code in its own
+state: R forks a child per program, Racket evaluates each in a fresh namespace under a
+fresh custodian. On a timeout the runner kills the child (or the whole server, which is
+restarted for the next program).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import queue
+import resource
+import select
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+_CLONE_NEWUSER = 0x10000000
+_READ_CHUNK = 65536
+_SCRATCH_ROOT = os.path.join(tempfile.gettempdir(), "multiplt-scratch")
+
+
+def _new_user_namespace() -> None:
+    """Count this program's processes in a namespace of its own (best effort)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.unshare(_CLONE_NEWUSER)
+
+
+class Batch:
+    """The settings shared by every program of one batch (the header line)."""
+
+    def __init__(self, header: dict[str, Any]) -> None:
+        self.command: list[str] = header["command"]
+        self.suffix: str = header["suffix"]
+        self.workers: int = max(1, int(header["workers"]))
+        self.timeout_s: float = float(header["timeout_s"])
+        self.limits: dict[str, Any] = header["limits"]
+        self.environment: dict[str, str] = header.get("environment", {})
+        self.signals_ready: bool = bool(header.get("signals_ready", False))
+        self.limit_address_space: bool = bool(header.get("limit_address_space", True))
+        self.isolate_process_counts: bool = bool(header.get("isolate_process_counts", True))
+        self.warm_command: list[str] | None = header.get("warm_command")
+
+    def apply_limits(self, cpu_seconds: float | None) -> None:
+        """rlimits for a program or warm server; runs in the child between fork and exec."""
+        os.setsid()
+        memory = int(self.limits["memory_mb"]) * 1024 * 1024
+        kind = resource.RLIMIT_AS if self.limit_address_space else resource.RLIMIT_DATA
+        resource.setrlimit(kind, (memory, memory))
+        file_size = int(self.limits["file_size_mb"]) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if cpu_seconds is not None:
+            cpu = int(cpu_seconds) + 1
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        processes = int(self.limits["processes"])
+        resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
+        if self.isolate_process_counts:
+            # The new namespace's process limit is the one just set (the kernel copies it).
+            _new_user_namespace()
+        # Writing past RLIMIT_FSIZE should fail the write, not kill a warm server.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    def environment_for(self, scratch: str) -> dict[str, str]:
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "HOME": scratch,
+            "TMPDIR": scratch,
+        }
+        env.update(self.environment)
+        return env
+
+
+def _decode(data: bytes, limit: int) -> str:
+    return data[:limit].decode("utf-8", errors="ignore")
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid``'s descendants, from /proc (all of them live in this sandbox's pid namespace)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        parent = int(stat[stat.rindex(b")") + 2 :].split()[1])
+        children.setdefault(parent, []).append(int(entry))
+    found, frontier = [], [pid]
+    while frontier:
+        found.extend(frontier)
+        frontier = [child for parent in frontier for child in children.get(parent, [])]
+    return found
+
+
+def _kill_tree(pid: int) -> None:
+    """Kill a process that may not lead its own group (a forked warm-runtime child)."""
+    for process in _descendants(pid):
+        _kill_group(process)
+        try:
+            os.kill(process, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class ColdRun:
+    """One program in one fresh runtime process, its output read through pipes."""
+
+    def __init__(self, batch: Batch, key: str, program_path: str, scratch: str) -> None:
+        self.batch = batch
+        self.key = key
+        self.program_path = program_path
+        self.scratch = scratch
+
+    def run(self) -> dict[str, Any]:
+        batch = self.batch
+        argv = [part.replace("{file}", self.program_path) for part in batch.command]
+        ready_read, ready_write = os.pipe() if batch.signals_ready else (-1, -1)
+        env = batch.environment_for(self.scratch)
+        pass_fds: tuple[int, ...] = ()
+        if batch.signals_ready:
+            pass_fds = (ready_write,)
+            env["MULTIPLT_READY_FD"] = str(ready_write)
+        started = time.monotonic()
+        cpu_limit = batch.timeout_s + (batch.limits["startup_timeout_s"] if batch.signals_ready else 0)
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=self.scratch,
+                env=env,
+                preexec_fn=lambda: batch.apply_limits(cpu_limit),
+                pass_fds=pass_fds,
+                close_fds=True,
+            )
+        except OSError as error:  # e.g. the runtime is missing from the image
+            return _record(self.key, 127, "", f"cannot start {argv[0]}: {error}", False, 0.0)
+        finally:
+            if batch.signals_ready:
+                os.close(ready_write)
+        try:
+            return self._collect(process, ready_read, started)
+        finally:
+            _kill_group(process.pid)
+            process.wait()
+            if ready_read >= 0:
+                os.close(ready_read)
+
+    def _collect(self, process: subprocess.Popen[bytes], ready_fd: int, started: float) -> dict[str, Any]:
+        batch = self.batch
+        keep = int(batch.limits["output_bytes"])
+        kill_at = int(batch.limits["output_kill_bytes"])
+        buffers = {"stdout": bytearray(), "stderr": bytearray()}
+        totals = {"stdout": 0, "stderr": 0}
+        selector = selectors.DefaultSelector()
+        assert process.stdout is not None and process.stderr is not None
+        selector.register(process.stdout, selectors.EVENT_READ, "stdout")
+        selector.register(process.stderr, selectors.EVENT_READ, "stderr")
+        if ready_fd >= 0:
+            selector.register(ready_fd, selectors.EVENT_READ, "ready")
+            deadline = started + float(batch.limits["startup_timeout_s"])
+        else:
+            deadline = started + batch.timeout_s
+        clock_started = started if ready_fd < 0 else None
+        killed_for: str | None = None
+        timed_out = False
+        open_streams = 2
+        while open_streams:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = clock_started is not None
+                killed_for = None if timed_out else "startup"
+                break
+            for event, _ in selector.select(remaining):
+                name = event.data
+                if name == "ready":
+                    os.read(ready_fd, 1)
+                    selector.unregister(ready_fd)
+                    clock_started = time.monotonic()
+                    deadline = clock_started + batch.timeout_s
+                    continue
+                chunk = os.read(event.fd, _READ_CHUNK)
+                if not chunk:
+                    selector.unregister(event.fileobj)
+                    open_streams -= 1
+                    continue
+                totals[name] += len(chunk)
+                if len(buffers[name]) < keep:
+                    buffers[name] += chunk[: keep - len(buffers[name])]
+            if totals["stdout"] + totals["stderr"] > kill_at:
+                killed_for = "output"
+                break
+        selector.close()
+        if killed_for or timed_out:
+            _kill_group(process.pid)
+        exit_code = process.wait()
+        duration = time.monotonic() - (clock_started or started)
+        stderr = _decode(bytes(buffers["stderr"]), keep)
+        if killed_for == "output":
+            stderr += f"\n[multiplt: stopped after printing more than {kill_at} bytes]"
+        if killed_for == "startup":
+            stderr += "\n[multiplt: the runtime did not start in time]"
+        return _record(
+            self.key,
+            -1 if timed_out else exit_code,
+            _decode(bytes(buffers["stdout"]), keep),
+            stderr,
+            timed_out,
+            duration,
+            killed_for,
+        )
+
+
+class WarmServer:
+    """A runtime server owned by one worker thread; restarted whenever it dies or is killed."""
+
+    def __init__(self, batch: Batch) -> None:
+        assert batch.warm_command is not None
+        self.batch = batch
+        self.process: subprocess.Popen[bytes] | None = None
+        self.reader: LineReader | None = None
+        self.home = tempfile.mkdtemp(prefix="warm-", dir=_SCRATCH_ROOT)
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        batch = self.batch
+        process = subprocess.Popen(
+            batch.warm_command or [],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=self.home,
+            env=batch.environment_for(self.home),
+            preexec_fn=lambda: batch.apply_limits(None),
+            bufsize=0,
+        )
+        assert process.stdout is not None
+        self.reader = LineReader(process.stdout.fileno())
+        line = self.reader.read_line(float(batch.limits["startup_timeout_s"]))
+        if line.strip() != "READY":
+            _kill_group(process.pid)
+            process.wait()
+            raise RuntimeError(f"warm runtime {batch.warm_command} failed to start: {line!r}")
+        return process
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _kill_group(self.process.pid)
+            self.process.wait()
+            self.process = None
+
+    def run(self, key: str, program_path: str, scratch: str) -> dict[str, Any]:
+        if self.process is None or self.process.poll() is not None:
+            self.process = self._start()
+        process, reader = self.process, self.reader
+        assert process.stdin is not None and reader is not None
+        out_path = os.path.join(scratch, ".stdout")
+        err_path = os.path.join(scratch, ".stderr")
+        started = time.monotonic()
+        request = f"RUN\t{program_path}\t{scratch}\t{out_path}\t{err_path}\n"
+        try:
+            process.stdin.write(request.encode())
+        except BrokenPipeError:
+            pass  # the server is gone; reading its reply says so
+        reply = reader.read_line(self.batch.timeout_s)
+        child = int(reply.split("\t")[1]) if reply.startswith("STARTED\t") else 0
+        if reply.startswith("STARTED\t"):
+            remaining = self.batch.timeout_s - (time.monotonic() - started)
+            reply = reader.read_line(max(remaining, 0.0))
+        duration = time.monotonic() - started
+        timed_out = reply == ""
+        if timed_out:
+            if child > 0:
+                _kill_tree(child)
+                reader.read_line(5.0)  # the server reports the killed child
+            else:
+                self.stop()
+            exit_code = -1
+        elif reply.startswith("DONE\t"):
+            exit_code = int(reply.split("\t")[1])
+        else:  # the server died under the program (it was killed, or crashed)
+            self.stop()
+            exit_code = -9
+        keep = int(self.batch.limits["output_bytes"])
+        return _record(
+            key, exit_code, _read_head(out_path, keep), _read_head(err_path, keep), timed_out, duration
+        )
+
+
+class LineReader:
+    """Lines from a pipe with a timeout; its own buffer, so no line hides in a file object's."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = b""
+
+    def read_line(self, timeout: float) -> str:
+        """The next line; "" if none came within ``timeout`` seconds; "EOF" at end of stream."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
+                return ""
+            chunk = os.read(self.fd, 4096)
+            if not chunk:
+                return "EOF"
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.decode("utf-8", errors="replace")
+
+
+def _read_head(path: str, limit: int) -> str:
+    try:
+        with open(path, "rb") as handle:
+            return _decode(handle.read(limit), limit)
+    except OSError:
+        return ""
+
+
+def _record(
+    key: str,
+    exit_code: int,
+    stdout: str,
+    stderr: str,
+    timed_out: bool,
+    duration_s: float,
+    killed_for: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "key": key,
+        "exit_code": exit_code,
+        "stdout": stdout,
+        "stderr": stderr,
+        "timed_out": timed_out,
+        "duration_s": round(duration_s, 4),
+        "killed_for": killed_for,
+    }
+
+
+def _worker(batch: Batch, jobs: queue.Queue[dict[str, Any] | None], emit: Any) -> None:
+    server = WarmServer(batch) if batch.warm_command else None
+    try:
+        while (job := jobs.get()) is not None:
+            scratch = tempfile.mkdtemp(prefix="p-", dir=_SCRATCH_ROOT)
+            program_path = os.path.join(scratch, "program" + batch.suffix)
+            with open(program_path, "w", encoding="utf-8") as handle:
+                handle.write(job["source"])
+            try:
+                if server is not None:
+                    record = server.run(job["key"], program_path, scratch)
+                else:
+                    record = ColdRun(batch, job["key"], program_path, scratch).run()
+            except Exception as error:  # report, never lose the rest of the batch
+                record = _record(job["key"], -2, "", f"[multiplt runner error] {error!r}", False, 0.0)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            emit(record)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def main() -> int:
+    os.makedirs(_SCRATCH_ROOT, exist_ok=True)
+    header_line = sys.stdin.readline()
+    if not header_line:
+        return 0
+    batch = Batch(json.loads(header_line))
+    jobs: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=batch.workers * 4)
+    lock = threading.Lock()
+
+    def emit(record: dict[str, Any]) -> None:
+        with lock:
+            sys.stdout.write(json.dumps(record) + "\n")
+            sys.stdout.flush()
+
+    threads = [
+        threading.Thread(target=_worker, args=(batch, jobs, emit), daemon=True)
+        for _ in range(batch.workers)
+    ]
+    for thread in threads:
+        thread.start()
+    for line in sys.stdin:
+        if line.strip():
+            jobs.put(json.loads(line))
+    for _ in threads:
+        jobs.put(None)
+    for thread in threads:
+        thread.join()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
