@@ -86,11 +86,13 @@ class Batch:
         if cpu_seconds is not None:
             cpu = int(cpu_seconds) + 1
             resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        if self.isolate_process_counts:
+            # Before lowering RLIMIT_NPROC: the kernel checks the parent namespace's count
+            # against the limit in force when the child namespace was made, so a program's
+            # processes count against its own limit without using up its batch-mates'.
+            _new_user_namespace()
         processes = int(self.limits["processes"])
         resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
-        if self.isolate_process_counts:
-            # The new namespace's process limit is the one just set (the kernel copies it).
-            _new_user_namespace()
         # Writing past RLIMIT_FSIZE should fail the write, not kill a warm server.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 

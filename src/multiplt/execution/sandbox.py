@@ -174,15 +174,23 @@ class UnsafeNoSandbox(Sandbox):
         return [sys.executable, str(stage / "runner.py")]
 
 
-def make_sandbox(kind: str, image_dir: Path | None = None, image_tag: str = "") -> Sandbox:
-    """The sandbox named ``kind`` ("bubblewrap", "apptainer" or "UNSAFE-no-sandbox")."""
+def make_sandbox(
+    kind: str, image_dir: Path | None = None, image_versions: dict[str, str] | None = None
+) -> Sandbox:
+    """The sandbox named ``kind`` ("bubblewrap", "apptainer" or "UNSAFE-no-sandbox").
+
+    Apptainer images are ``<image_dir>/<language>-<version>.sif``, so that bumping a
+    version in the config names a new image and reruns whatever used the old one.
+    """
     if kind == "bubblewrap":
         return Bubblewrap()
     if kind == "apptainer":
         if image_dir is None:
             raise ValueError("the apptainer sandbox needs an image directory")
-        directory = image_dir
-        return Apptainer(image_for=lambda lang: directory / f"{lang.container}{image_tag}.sif")
+        directory, versions = image_dir, image_versions or {}
+        return Apptainer(
+            image_for=lambda lang: directory / f"{lang.container}-{versions.get(lang.name, '1')}.sif"
+        )
     if kind == UnsafeNoSandbox.name:
         return UnsafeNoSandbox()
     raise ValueError(f"unknown sandbox {kind!r}; use bubblewrap, apptainer or UNSAFE-no-sandbox")

@@ -1,0 +1,108 @@
+"""The ``multiplt`` command: the entry points that the workflow's rules call."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from multiplt.execution.engine import ExecutionEngine
+from multiplt.execution.limits import Limits
+from multiplt.execution.sandbox import SandboxError, make_sandbox
+from multiplt.multiple.evaluate import evaluate_directory
+from multiplt.multiple.files import BadInputError
+from multiplt.multiple.passk import CSV_HEADER, pass_at_k_table
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """Options that configure the execution engine (shared by every subcommand that runs code)."""
+    group = parser.add_argument_group("execution engine")
+    group.add_argument(
+        "--sandbox",
+        default="bubblewrap",
+        choices=["bubblewrap", "apptainer", "UNSAFE-no-sandbox"],
+        help="isolation for generated code; UNSAFE-no-sandbox runs it on the host (debug only)",
+    )
+    group.add_argument("--unsafe-no-sandbox", action="store_true", help="same as --sandbox UNSAFE-no-sandbox")
+    group.add_argument("--workers", type=int, default=None, help="parallel programs (default: cores)")
+    group.add_argument("--timeout", type=float, default=None, help="seconds per program, all languages")
+    group.add_argument("--timeouts", type=json.loads, default={}, help='per language, e.g. \'{"r": 20}\'')
+    group.add_argument("--memory-mb", type=int, default=Limits.memory_mb)
+    group.add_argument("--processes", type=int, default=Limits.processes)
+    group.add_argument("--output-bytes", type=int, default=Limits.output_bytes)
+    group.add_argument("--cold", action="store_true", help="one runtime start per program (no warm R/Racket)")
+    group.add_argument("--image-dir", type=Path, default=None, help="Apptainer images (<lang>-<version>.sif)")
+    group.add_argument("--image-versions", type=json.loads, default={}, help="language -> image version")
+    group.add_argument("--progress", action="store_true", help="show a progress bar")
+
+
+def engine_from_options(options: argparse.Namespace) -> ExecutionEngine:
+    kind = "UNSAFE-no-sandbox" if options.unsafe_no_sandbox else options.sandbox
+    engine = ExecutionEngine(
+        sandbox=make_sandbox(kind, options.image_dir, options.image_versions),
+        limits=Limits(
+            timeout_s=options.timeout,
+            memory_mb=options.memory_mb,
+            processes=options.processes,
+            output_bytes=options.output_bytes,
+        ),
+        warm=not options.cold,
+        timeouts={str(k): float(v) for k, v in options.timeouts.items()},
+        progress=options.progress,
+    )
+    if options.workers:
+        engine.workers = options.workers
+    return engine
+
+
+def command_evaluate(options: argparse.Namespace) -> int:
+    engine = engine_from_options(options)
+    for directory in options.directories:
+        written = evaluate_directory(directory, engine)
+        print(f"{directory}: wrote {len(written)} results files", file=sys.stderr)
+    return 0
+
+
+def command_pass_k(options: argparse.Namespace) -> int:
+    rows = pass_at_k_table(options.directories)
+    lines = ([] if options.suppress_header else [CSV_HEADER]) + [row.csv_row() for row in rows]
+    text = "\n".join(lines) + "\n"
+    if options.output:
+        options.output.parent.mkdir(parents=True, exist_ok=True)
+        options.output.write_text(text)
+    sys.stdout.write(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="multiplt", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="run MultiPL-E completion files (NAME.json.gz) into NAME.results.json.gz"
+    )
+    evaluate.add_argument("directories", type=Path, nargs="+")
+    add_engine_options(evaluate)
+    evaluate.set_defaults(handler=command_evaluate)
+
+    pass_k = commands.add_parser("pass-k", help="MultiPL-E's pass@k table for result directories")
+    pass_k.add_argument("directories", type=Path, nargs="+")
+    pass_k.add_argument("--suppress-header", action="store_true")
+    pass_k.add_argument("--output", type=Path, help="also write the table to this CSV file")
+    pass_k.set_defaults(handler=command_pass_k)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = build_parser().parse_args(argv)
+    try:
+        return int(options.handler(options))
+    except (BadInputError, SandboxError, ValueError) as error:
+        print(f"multiplt: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
