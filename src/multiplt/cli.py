@@ -14,6 +14,12 @@ from multiplt.execution.sandbox import SandboxError, make_sandbox
 from multiplt.multiple.evaluate import evaluate_directory
 from multiplt.multiple.files import BadInputError
 from multiplt.multiple.passk import CSV_HEADER, pass_at_k_table
+from multiplt.multiple.references import (
+    canonical_python_answers,
+    handwritten_answers,
+    load_problems,
+    write_completion_files,
+)
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +66,7 @@ def engine_from_options(options: argparse.Namespace) -> ExecutionEngine:
 def command_evaluate(options: argparse.Namespace) -> int:
     engine = engine_from_options(options)
     for directory in options.directories:
-        written = evaluate_directory(directory, engine)
+        written = evaluate_directory(directory, engine, options.output_dir, options.checkpoint_dir)
         print(f"{directory}: wrote {len(written)} results files", file=sys.stderr)
     return 0
 
@@ -76,6 +82,20 @@ def command_pass_k(options: argparse.Namespace) -> int:
     return 0
 
 
+def command_reference_completions(options: argparse.Namespace) -> int:
+    problems = load_problems(options.problems)
+    if options.handwritten:
+        language = str(problems[0]["language"]) if problems else ""
+        answers = handwritten_answers(options.handwritten, language)
+    else:
+        answers = canonical_python_answers(problems)
+    written = write_completion_files(problems, answers, options.out)
+    if not written:
+        raise BadInputError(f"{options.problems}: no problem has a known answer")
+    print(f"wrote {len(written)} completion files to {options.out}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="multiplt", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -84,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="run MultiPL-E completion files (NAME.json.gz) into NAME.results.json.gz"
     )
     evaluate.add_argument("directories", type=Path, nargs="+")
+    evaluate.add_argument(
+        "--output-dir", type=Path, help="write results here instead of beside the completions"
+    )
+    evaluate.add_argument(
+        "--checkpoint-dir", type=Path, help="keep per-language progress here (default: results dir)"
+    )
     add_engine_options(evaluate)
     evaluate.set_defaults(handler=command_evaluate)
 
@@ -92,6 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
     pass_k.add_argument("--suppress-header", action="store_true")
     pass_k.add_argument("--output", type=Path, help="also write the table to this CSV file")
     pass_k.set_defaults(handler=command_pass_k)
+
+    references = commands.add_parser(
+        "reference-completions",
+        help="completion files with known answers: HumanEval's canonical solutions, or hand-written",
+    )
+    references.add_argument("--problems", type=Path, required=True, help="MultiPL-E JSONL prompts")
+    references.add_argument("--out", type=Path, required=True)
+    references.add_argument(
+        "--handwritten", type=Path, help="JSON of hand-written completions (default: canonical)"
+    )
+    references.set_defaults(handler=command_reference_completions)
     return parser
 
 

@@ -1,7 +1,7 @@
 """What MultiPL-E's evaluation container does: completions files in, results files out.
 
 Given a directory of ``NAME.json.gz`` completion files, writes ``NAME.results.json.gz``
-beside each. All programs of one language run as one batch in one sandbox; the batch is
+beside each (or into another directory). All programs of one language run as one batch in one sandbox; the batch is
 checkpointed, so an interrupted evaluation resumes where it stopped, and a problem whose
 results file already exists is not run again.
 """
@@ -38,8 +38,9 @@ def completion_files(directory: Path) -> list[Path]:
     )
 
 
-def results_path(completions_path: Path) -> Path:
-    return completions_path.with_name(completions_path.name[: -len(".json.gz")] + RESULTS_SUFFIX)
+def results_path(completions_path: Path, output_dir: Path | None = None) -> Path:
+    name = completions_path.name[: -len(".json.gz")] + RESULTS_SUFFIX
+    return (output_dir or completions_path.parent) / name
 
 
 @dataclass
@@ -84,23 +85,34 @@ def _program_key(name: str, index: int, text: str) -> str:
 
 
 def evaluate_directory(
-    directory: Path, engine: ExecutionEngine, checkpoint_dir: Path | None = None
+    directory: Path,
+    engine: ExecutionEngine,
+    output_dir: Path | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> list[Path]:
-    """Evaluate every completions file in ``directory`` that has no results file yet."""
-    pending = [
-        Problem.load(path) for path in completion_files(directory) if not results_path(path).exists()
-    ]
+    """Evaluate every completions file in ``directory`` that has no results file yet.
+
+    Results go beside the completions unless ``output_dir`` is given; the per-language
+    checkpoints go to ``checkpoint_dir`` (default: the results directory), which should
+    survive a failed job so that the rerun resumes.
+    """
+    files = completion_files(directory)
+    if not files:
+        raise BadInputError(f"{directory}: no completion files (NAME.json.gz)")
+    target_dir = output_dir or directory
+    target_dir.mkdir(parents=True, exist_ok=True)
+    pending = [Problem.load(path) for path in files if not results_path(path, target_dir).exists()]
     by_language: dict[str, list[Problem]] = defaultdict(list)
     for problem in pending:
         by_language[get_language(str(problem.data["language"])).name].append(problem)
-    checkpoints = checkpoint_dir or directory
+    checkpoints = checkpoint_dir or target_dir
     written = []
     for language_name, problems in sorted(by_language.items()):
         programs = [program for problem in problems for program in problem.programs()]
         checkpoint = checkpoints / f".multiplt-{language_name}.checkpoint.jsonl"
         results = engine.run(get_language(language_name), programs, checkpoint=checkpoint)
         for problem in problems:
-            target = results_path(problem.path)
+            target = results_path(problem.path, target_dir)
             write_json_gz(target, problem.results_record(results))
             written.append(target)
         checkpoint.unlink(missing_ok=True)
