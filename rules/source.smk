@@ -1,0 +1,134 @@
+# Stages 1–2 (DESIGN.md §1): top-level Python functions with docstrings, from The Stack or
+# local trees, deduplicated, filtered (return, TODO, ASCII, trivial body, pyright) and
+# decontaminated, in a fixed number of shards; then one function set and its funnel.
+
+import json
+from pathlib import Path
+
+
+wildcard_constraints:
+    shard=r"\d{5}",
+
+
+def repository_path(value):
+    """Relative paths in the config are relative to the repository, wherever Snakemake runs."""
+    return str(Path(workflow.basedir, value)) if value else value
+
+
+def source_settings():
+    """The stage's config as the one JSON argument of `python -m multiplt.source.cli`."""
+    source = json.loads(json.dumps(config["source"]))
+    source["stack"]["local_parquet"] = repository_path(source["stack"]["local_parquet"])
+    source["local_roots"] = [
+        root if root == "stdlib" else repository_path(root)
+        for root in source["local_roots"]
+    ]
+    decontamination = dict(config["decontamination"])
+    decontamination["local_dir"] = repository_path(decontamination["local_dir"])
+    settings = {
+        "languages": config["languages"],
+        "source": source,
+        "decontamination": decontamination,
+    }
+    return json.dumps(settings, sort_keys=True)
+
+
+def source_shards():
+    return [f"{index:05d}" for index in range(config["source"]["shards"])]
+
+
+def source_targets():
+    return [
+        "results/source/functions.jsonl.gz",
+        "results/source/funnel.json",
+        "results/source/funnel.md",
+    ]
+
+
+rule source_plan:
+    """Split the input (files, or The Stack's parquet row groups) into the shards."""
+    output:
+        "results/source/plan.json",
+    log:
+        "logs/source/plan.log",
+    conda:
+        "../envs/source.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        settings=source_settings(),
+    shell:
+        "python -m multiplt.source.cli plan --settings {params.settings:q} --output {output}"
+        " > {log} 2>&1"
+
+
+rule source_benchmarks:
+    """Every text of HumanEval, MBPP (all splits) and MultiPL-E, for decontamination."""
+    output:
+        "results/source/benchmarks.jsonl.gz",
+    log:
+        "logs/source/benchmarks.log",
+    conda:
+        "../envs/source.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        settings=source_settings(),
+    shell:
+        "python -m multiplt.source.cli benchmarks --settings {params.settings:q} --output {output}"
+        " > {log} 2>&1"
+
+
+rule source_shard:
+    """Extract, deduplicate, filter, type-check and decontaminate one shard."""
+    input:
+        plan="results/source/plan.json",
+        benchmarks="results/source/benchmarks.jsonl.gz",
+    output:
+        functions="results/source/shards/{shard}.jsonl.gz",
+        funnel="results/source/shards/{shard}.funnel.json",
+    log:
+        "logs/source/shards/{shard}.log",
+    benchmark:
+        "results/benchmarks/source/shard-{shard}.tsv"
+    conda:
+        "../envs/source.yaml"
+    threads: config["source"]["threads"]
+    resources:
+        mem_mb=config["source"]["mem_mb"],
+        runtime=config["source"]["runtime"],
+    params:
+        settings=source_settings(),
+    shell:
+        "python -m multiplt.source.cli shard --settings {params.settings:q} --plan {input.plan}"
+        " --benchmarks {input.benchmarks} --shard {wildcards.shard} --threads {threads}"
+        " --functions {output.functions} --funnel {output.funnel} > {log} 2>&1"
+
+
+rule source_functions:
+    """All shards' functions, cross-shard duplicates removed, and the funnel (JSON, Markdown)."""
+    input:
+        functions=expand(
+            "results/source/shards/{shard}.jsonl.gz", shard=source_shards()
+        ),
+        funnels=expand(
+            "results/source/shards/{shard}.funnel.json", shard=source_shards()
+        ),
+    output:
+        functions="results/source/functions.jsonl.gz",
+        funnel_json="results/source/funnel.json",
+        funnel_markdown="results/source/funnel.md",
+    log:
+        "logs/source/functions.log",
+    conda:
+        "../envs/source.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "python -m multiplt.source.cli gather --functions {input.functions}"
+        " --funnels {input.funnels} --output-functions {output.functions}"
+        " --output-json {output.funnel_json} --output-markdown {output.funnel_markdown}"
+        " > {log} 2>&1"
