@@ -118,9 +118,29 @@ class Bubblewrap(Sandbox):
         return argv
 
 
+# Environment variables through which a site module or the user's shell adds bind mounts to
+# every container; ``--no-mount bind-paths`` does not cover them, so they are unset instead.
+APPTAINER_BIND_VARIABLES = (
+    "APPTAINER_BIND",
+    "APPTAINER_BINDPATH",
+    "SINGULARITY_BIND",
+    "SINGULARITY_BINDPATH",
+)
+
+
 @dataclass
 class Apptainer(Sandbox):
-    """One Apptainer image per language, built from ``containers/<language>.def``."""
+    """One Apptainer image per language, built from ``containers/<language>.def``.
+
+    The container sees its own image, the staged runner (read-only) and a private ``/tmp``
+    and nothing else of the host: ``--containall`` (own pid and ipc namespaces, minimal
+    ``/dev``, no host ``/tmp`` or home), ``--no-home``, ``--no-mount`` for the site's
+    ``bind path`` entries, the working directory and host file systems, and no network.
+    ``/tmp`` and ``/var/tmp`` live in ``<stage>/work`` on the host disk (``--workdir``)
+    rather than in Apptainer's session tmpfs, which is 64 MiB by default: warm runtimes
+    write programs' output there, and one runaway program must not fill it for the rest of
+    its batch. The engine deletes the stage, work directory included, after the batch.
+    """
 
     image_for: Callable[[Language], Path]
     executable: str = "apptainer"
@@ -130,17 +150,32 @@ class Apptainer(Sandbox):
         return shutil.which(self.executable) is not None and self.image_for(language).exists()
 
     def command(self, language: Language, stage: Path) -> list[str]:
+        if any(separator in str(stage) for separator in ",:"):
+            # Both separate the parts of a --bind specification.
+            raise SandboxError(f"cannot bind {stage} into a container: its path has ',' or ':'")
+        workdir = stage / "work"
+        workdir.mkdir(mode=0o700, exist_ok=True)
+        argv = ["env"]
+        for variable in APPTAINER_BIND_VARIABLES:
+            argv += ["-u", variable]
         return [
+            *argv,
             self.executable,
             "exec",
             "--containall",
             "--cleanenv",
             "--no-home",
+            "--no-mount",
+            "bind-paths,cwd,hostfs",
             "--net",
             "--network",
             "none",
+            "--workdir",
+            str(workdir),
             "--bind",
             f"{stage}:{STAGE_MOUNT}:ro",
+            "--pwd",
+            "/tmp",
             str(self.image_for(language)),
             "python3",
             f"{STAGE_MOUNT}/runner.py",
@@ -189,7 +224,9 @@ def make_sandbox(
             raise ValueError("the apptainer sandbox needs an image directory")
         directory, versions = image_dir, image_versions or {}
         return Apptainer(
-            image_for=lambda lang: directory / f"{lang.container}-{versions.get(lang.name, '1')}.sif"
+            image_for=lambda lang: (
+                directory / f"{lang.container}-{versions.get(lang.name, '1')}.sif"
+            )
         )
     if kind == UnsafeNoSandbox.name:
         return UnsafeNoSandbox()
