@@ -32,6 +32,13 @@ def completion_dir(name):
         ) from None
 
 
+def sandbox_images():
+    """Images a code-running job depends on, so that a rebuilt image reruns it."""
+    if config["execution"]["sandbox"] != "apptainer":
+        return []
+    return [container_image(lang) for lang in sorted({"py", *config["languages"]})]
+
+
 def execution_options():
     """The execution engine's settings as command-line options of `multiplt`."""
     execution = config["execution"]
@@ -51,6 +58,6 @@ def execution_options():
 
 def evaluation_targets():
     return expand(
-        "results/evaluation/{name}.pass_at_k.csv",
+        "results/pass_at_k/{name}.csv",
         name=config["evaluation"]["completion_dirs"],
     )

@@ -40,7 +40,8 @@ rule handwritten_completions:
 rule evaluate_completions:
     """Run every completion in the sandbox; progress survives a failed job (checkpoint/)."""
     input:
-        lambda wc: completion_dir(wc.name),
+        completions=lambda wc: completion_dir(wc.name),
+        images=sandbox_images(),
     output:
         directory("results/evaluation/{name}"),
     log:
@@ -56,7 +57,7 @@ rule evaluate_completions:
         checkpoints="results/evaluation/.checkpoints/{name}",
         engine=execution_options(),
     shell:
-        "python -m multiplt evaluate {input} --output-dir {output} --checkpoint-dir {params.checkpoints}"
+        "python -m multiplt evaluate {input.completions} --output-dir {output} --checkpoint-dir {params.checkpoints}"
         " --workers {threads} {params.engine} > {log} 2>&1"
 
 
@@ -65,9 +66,9 @@ rule pass_at_k:
     input:
         "results/evaluation/{name}",
     output:
-        "results/evaluation/{name}.pass_at_k.csv",
+        "results/pass_at_k/{name}.csv",
     log:
-        "logs/evaluation/{name}.pass_at_k.log",
+        "logs/pass_at_k/{name}.log",
     localrule: True
     conda:
         "../envs/multiplt.yaml"

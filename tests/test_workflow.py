@@ -72,13 +72,13 @@ def test_demo_evaluation_end_to_end(tmp_path: Path) -> None:
         require_runtime(language)
     result = snakemake(tmp_path, "--cores", "2", "--configfile", str(REPO / "config" / "demo.yaml"))
     assert result.returncode == 0, result.stderr[-4000:]
-    evaluation = tmp_path / "results" / "evaluation"
+    tables = tmp_path / "results" / "pass_at_k"
     # One right and one wrong hand-written completion per problem.
     for language in ("lua", "ml", "r", "rkt"):
-        assert read_pass_at_1(evaluation / f"handwritten-{language}.pass_at_k.csv") == 0.5
+        assert read_pass_at_1(tables / f"handwritten-{language}.csv") == 0.5
     # HumanEval's canonical solutions pass under MultiPL-E's Python prompts, except the 3
     # whose prompts lost a helper or an import in MultiPL-E's rewording (see README).
-    reference = read_pass_at_1(evaluation / "humaneval-py-reference.pass_at_k.csv")
+    reference = read_pass_at_1(tables / "humaneval-py-reference.csv")
     assert reference == pytest.approx(158 / 161)
     rerun = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(REPO / "config" / "demo.yaml"))
     assert "Nothing to be done" in rerun.stdout + rerun.stderr

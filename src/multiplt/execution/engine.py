@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +136,7 @@ class ExecutionEngine:
     ) -> Iterator[ExecutionResult]:
         assert process.stdout is not None
         remaining = set(sources)
+        watchdog = _Watchdog(process, self._silence_limit(language))
         bar = tqdm(
             total=len(sources), desc=f"run {language.name}", unit="prog", disable=not self.progress
         )
@@ -142,6 +144,7 @@ class ExecutionEngine:
             for line in process.stdout:
                 outcome = RunOutcome.from_json(json.loads(line))
                 remaining.discard(outcome.key)
+                watchdog.progress()
                 bar.update(1)
                 yield ExecutionResult(
                     key=outcome.key,
@@ -153,6 +156,7 @@ class ExecutionEngine:
                     duration_s=outcome.duration_s,
                 )
         finally:
+            watchdog.stop()
             bar.close()
             if process.poll() is None:
                 process.kill()
@@ -160,10 +164,17 @@ class ExecutionEngine:
         if remaining:
             errors.seek(0)
             tail = errors.read()[-4000:].decode("utf-8", errors="replace")
+            stalled = " (stalled: no result for too long, killed)" if watchdog.fired else ""
             raise SandboxError(
-                f"the {self.sandbox.name} sandbox exited with code {process.returncode} before "
-                f"running {len(remaining)} of {len(sources)} programs:\n{tail}"
+                f"the {self.sandbox.name} sandbox exited with code {process.returncode}{stalled} "
+                f"before running {len(remaining)} of {len(sources)} programs; rerun to resume:\n"
+                f"{tail}"
             )
+
+    def _silence_limit(self, language: Language) -> float:
+        """How long a batch may go without a result before it is declared stuck."""
+        startup = self.limits.startup_timeout_s
+        return self.timeout_for(language) + startup + 60.0
 
 
 def _feed(stdin: IO[bytes] | None, header: dict[str, Any], programs: Sequence[Program]) -> None:
@@ -175,6 +186,38 @@ def _feed(stdin: IO[bytes] | None, header: dict[str, Any], programs: Sequence[Pr
         stdin.close()
     except BrokenPipeError:
         pass  # the sandbox died; the reader reports it
+
+
+class _Watchdog:
+    """Kills a sandbox that has produced no result for ``limit`` seconds.
+
+    Every program has a timeout inside the sandbox, so silence this long means the runner
+    itself is stuck (say, a worker process was killed under it); the results so far are in
+    the checkpoint, and a rerun resumes.
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes], limit: float) -> None:
+        self.process = process
+        self.limit = limit
+        self.last = time.monotonic()
+        self.fired = False
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def progress(self) -> None:
+        self.last = time.monotonic()
+
+    def _watch(self) -> None:
+        while not self.done.wait(1.0):
+            if time.monotonic() - self.last > self.limit:
+                self.fired = True
+                self.process.kill()
+                return
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
 
 
 class _CheckpointWriter:

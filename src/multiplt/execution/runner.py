@@ -10,10 +10,14 @@ stdin and stdout, one JSON object per line:
 * runner to host: one line per finished program, in completion order, with ``key``,
   ``exit_code``, ``stdout``, ``stderr``, ``timed_out``, ``duration_s`` and ``killed_for``.
 
-Each program gets its own scratch directory (its working directory, ``HOME`` and ``TMPDIR``),
-its own session and process group (killed as a whole at the end), and its own user
-namespace where the kernel allows one, so its process limit is counted apart from the
-other programs of the batch. rlimits bound memory, processes, file size and CPU time.
+The workers are processes, not threads, so that starting a program is a cheap
+``vfork``/``exec`` and never waits for a lock. Each worker enters a user namespace of its
+own where the kernel allows one and sets its rlimits once (memory, processes, file size,
+no core dumps); every program it runs inherits them. A worker runs one program at a time,
+so the process count of its namespace is that program's alone: a fork bomb exhausts its
+own allowance, not its batch-mates'. Each program gets its own scratch directory (its
+working directory, ``HOME`` and ``TMPDIR``) and its own session, killed as a whole at the
+end; anything that escaped its session dies with the sandbox at the end of the batch.
 
 Warm runtimes
 -------------
@@ -34,8 +38,8 @@ from __future__ import annotations
 
 import ctypes
 import json
+import multiprocessing
 import os
-import queue
 import resource
 import select
 import selectors
@@ -44,8 +48,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Iterator
+from multiprocessing.util import Finalize
 from typing import Any
 
 _CLONE_NEWUSER = 0x10000000
@@ -54,7 +59,7 @@ _SCRATCH_ROOT = os.path.join(tempfile.gettempdir(), "multiplt-scratch")
 
 
 def _new_user_namespace() -> None:
-    """Count this program's processes in a namespace of its own (best effort)."""
+    """Count this worker's processes in a namespace of its own (best effort)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.unshare(_CLONE_NEWUSER)
 
@@ -74,26 +79,23 @@ class Batch:
         self.isolate_process_counts: bool = bool(header.get("isolate_process_counts", True))
         self.warm_command: list[str] | None = header.get("warm_command")
 
-    def apply_limits(self, cpu_seconds: float | None) -> None:
-        """rlimits for a program or warm server; runs in the child between fork and exec."""
-        os.setsid()
+    def confine_worker(self) -> None:
+        """Enter the worker's own user namespace and set the limits its programs inherit."""
+        if self.isolate_process_counts:
+            # Before lowering RLIMIT_NPROC: the kernel checks the parent namespace's count
+            # against the limit in force when the child namespace was made, so only this
+            # namespace is held to the per-program limit.
+            _new_user_namespace()
         memory = int(self.limits["memory_mb"]) * 1024 * 1024
         kind = resource.RLIMIT_AS if self.limit_address_space else resource.RLIMIT_DATA
         resource.setrlimit(kind, (memory, memory))
         file_size = int(self.limits["file_size_mb"]) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if cpu_seconds is not None:
-            cpu = int(cpu_seconds) + 1
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        if self.isolate_process_counts:
-            # Before lowering RLIMIT_NPROC: the kernel checks the parent namespace's count
-            # against the limit in force when the child namespace was made, so a program's
-            # processes count against its own limit without using up its batch-mates'.
-            _new_user_namespace()
-        processes = int(self.limits["processes"])
+        processes = int(self.limits["processes"]) + 1  # the worker itself counts
         resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
-        # Writing past RLIMIT_FSIZE should fail the write, not kill a warm server.
+        # Writing past RLIMIT_FSIZE should fail the write, not kill a warm server; an
+        # ignored signal stays ignored across exec.
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
     def environment_for(self, scratch: str) -> dict[str, str]:
@@ -168,7 +170,6 @@ class ColdRun:
             pass_fds = (ready_write,)
             env["MULTIPLT_READY_FD"] = str(ready_write)
         started = time.monotonic()
-        cpu_limit = batch.timeout_s + (batch.limits["startup_timeout_s"] if batch.signals_ready else 0)
         try:
             process = subprocess.Popen(
                 argv,
@@ -177,7 +178,7 @@ class ColdRun:
                 stderr=subprocess.PIPE,
                 cwd=self.scratch,
                 env=env,
-                preexec_fn=lambda: batch.apply_limits(cpu_limit),
+                start_new_session=True,
                 pass_fds=pass_fds,
                 close_fds=True,
             )
@@ -278,7 +279,7 @@ class WarmServer:
             stderr=subprocess.DEVNULL,
             cwd=self.home,
             env=batch.environment_for(self.home),
-            preexec_fn=lambda: batch.apply_limits(None),
+            start_new_session=True,
             bufsize=0,
         )
         assert process.stdout is not None
@@ -384,27 +385,41 @@ def _record(
     }
 
 
-def _worker(batch: Batch, jobs: queue.Queue[dict[str, Any] | None], emit: Any) -> None:
-    server = WarmServer(batch) if batch.warm_command else None
+# Each worker process's batch settings and warm runtime (set by _start_worker).
+_batch: Batch | None = None
+_server: WarmServer | None = None
+
+
+def _start_worker(batch: Batch) -> None:
+    global _batch, _server
+    batch.confine_worker()
+    _batch = batch
+    if batch.warm_command:
+        _server = WarmServer(batch)
+        Finalize(_server, _server.stop, exitpriority=10)
+
+
+def _run_job(job: dict[str, Any]) -> dict[str, Any]:
+    batch = _batch
+    assert batch is not None
+    scratch = tempfile.mkdtemp(prefix="p-", dir=_SCRATCH_ROOT)
+    program_path = os.path.join(scratch, "program" + batch.suffix)
     try:
-        while (job := jobs.get()) is not None:
-            scratch = tempfile.mkdtemp(prefix="p-", dir=_SCRATCH_ROOT)
-            program_path = os.path.join(scratch, "program" + batch.suffix)
-            with open(program_path, "w", encoding="utf-8") as handle:
-                handle.write(job["source"])
-            try:
-                if server is not None:
-                    record = server.run(job["key"], program_path, scratch)
-                else:
-                    record = ColdRun(batch, job["key"], program_path, scratch).run()
-            except Exception as error:  # report, never lose the rest of the batch
-                record = _record(job["key"], -2, "", f"[multiplt runner error] {error!r}", False, 0.0)
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
-            emit(record)
+        with open(program_path, "w", encoding="utf-8") as handle:
+            handle.write(job["source"])
+        if _server is not None:
+            return _server.run(job["key"], program_path, scratch)
+        return ColdRun(batch, job["key"], program_path, scratch).run()
+    except Exception as error:  # report it, never lose the rest of the batch
+        return _record(job["key"], -2, "", f"[multiplt runner error] {error!r}", False, 0.0)
     finally:
-        if server is not None:
-            server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _jobs(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    for line in lines:
+        if line.strip():
+            yield json.loads(line)
 
 
 def main() -> int:
@@ -413,27 +428,13 @@ def main() -> int:
     if not header_line:
         return 0
     batch = Batch(json.loads(header_line))
-    jobs: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=batch.workers * 4)
-    lock = threading.Lock()
-
-    def emit(record: dict[str, Any]) -> None:
-        with lock:
+    context = multiprocessing.get_context("fork")
+    with context.Pool(batch.workers, initializer=_start_worker, initargs=(batch,)) as pool:
+        for record in pool.imap_unordered(_run_job, _jobs(iter(sys.stdin)), chunksize=1):
             sys.stdout.write(json.dumps(record) + "\n")
             sys.stdout.flush()
-
-    threads = [
-        threading.Thread(target=_worker, args=(batch, jobs, emit), daemon=True)
-        for _ in range(batch.workers)
-    ]
-    for thread in threads:
-        thread.start()
-    for line in sys.stdin:
-        if line.strip():
-            jobs.put(json.loads(line))
-    for _ in threads:
-        jobs.put(None)
-    for thread in threads:
-        thread.join()
+        pool.close()
+        pool.join()
     return 0
 
 
