@@ -1,0 +1,247 @@
+"""Batched sampling with transformers: CPU machines, CI, and GPUs without vLLM.
+
+Where plain ``model.generate`` is called once per prompt, this backend fills each forward
+pass with many prompts x samples (``num_return_sequences``), pads on the left so all
+prompts end at the same position, reuses the KV cache, and marks a sequence finished as
+soon as its completion contains a stop sequence, so a batch ends when all its sequences
+have stopped instead of always running ``max_new_tokens`` steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from multiplt.generation.models import load_model_and_tokenizer, prepare_tokenizer_for_batches
+from multiplt.generation.params import (
+    Generation,
+    GenerationRequest,
+    SamplingParams,
+    derive_seed,
+    truncate_at_stop,
+)
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Prompts sampled together, each ``samples`` times; ``chunk`` numbers the pieces of a
+    request whose ``n`` is larger than one batch."""
+
+    requests: tuple[GenerationRequest, ...]
+    samples: int
+    chunk: int = 0
+
+    @property
+    def params(self) -> SamplingParams:
+        return self.requests[0].params
+
+    @property
+    def seed(self) -> int:
+        return derive_seed(self.params.seed, self.chunk, *(r.key for r in self.requests))
+
+
+def plan_batches(requests: Iterable[GenerationRequest], batch_size: int) -> Iterator[Batch]:
+    """Batches of at most ``batch_size`` sequences, one set of sampling parameters each.
+
+    Prompts of similar length go together (longest first, so running out of memory happens
+    at once rather than hours in), which keeps left padding short.
+    """
+    groups: dict[SamplingParams, list[GenerationRequest]] = {}
+    for request in requests:
+        groups.setdefault(request.params, []).append(request)
+    for params, group in groups.items():
+        group.sort(key=lambda request: len(request.prompt), reverse=True)
+        samples = 1 if params.greedy else params.n  # greedy samples are all the same
+        if samples >= batch_size:
+            for request in group:
+                for chunk, start in enumerate(range(0, samples, batch_size)):
+                    yield Batch((request,), min(batch_size, samples - start), chunk)
+        else:
+            per_batch = batch_size // samples
+            for start in range(0, len(group), per_batch):
+                yield Batch(tuple(group[start : start + per_batch]), samples)
+
+
+class StopOnSequences:
+    """Marks each sequence finished once its completion contains one of ``stop``.
+
+    Only the last few generated tokens are decoded at each step: a stop sequence of L bytes
+    that has just been completed lies within the last L + 1 tokens (every token is at least
+    one byte). Missing one here would only cost extra steps: completions are cut exactly
+    afterwards by :func:`truncate_at_stop`.
+    """
+
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerBase, stop: Sequence[str], prompt_length: int
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.stop = tuple(stop)
+        self.prompt_length = prompt_length
+        self.window = max(len(sequence.encode("utf-8")) for sequence in self.stop) + 1
+        self.finished: torch.Tensor | None = None
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        import torch
+
+        if self.finished is None:
+            self.finished = torch.zeros(
+                input_ids.shape[0], dtype=torch.bool, device=input_ids.device
+            )
+        generated = input_ids.shape[1] - self.prompt_length
+        rows = (~self.finished).nonzero().flatten()
+        if generated > 0 and len(rows) > 0:
+            tails = input_ids[rows, -min(generated, self.window) :].tolist()
+            texts = self.tokenizer.batch_decode(tails, skip_special_tokens=True)
+            hits = [i for i, text in enumerate(texts) if any(s in text for s in self.stop)]
+            if hits:
+                self.finished[rows[hits]] = True
+        return self.finished.clone()
+
+
+@dataclass
+class TransformersBackend:
+    """Samples with ``model.generate`` in batches of ``batch_size`` sequences."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    batch_size: int = 64
+    # Static KV cache + torch.compile (CUDA graphs): removes Python overhead from each step
+    # on GPUs, at the price of a compilation for each new batch shape.
+    compile: bool = False
+    name: str = field(default="transformers", init=False)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        prepare_tokenizer_for_batches(self.tokenizer)
+
+    @classmethod
+    def load(
+        cls,
+        model: str | Path,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int = 64,
+        compile: bool = False,
+    ) -> TransformersBackend:
+        device = resolve_device(device)
+        loaded, tokenizer = load_model_and_tokenizer(model, device=device, dtype=dtype)
+        return cls(loaded, tokenizer, batch_size=batch_size, compile=compile)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def generate(self, requests: Iterable[GenerationRequest]) -> Iterator[Generation]:
+        unique = _unique_by_key(requests)
+        pending: dict[str, Generation] = {}
+        for batch in plan_batches(unique, self.batch_size):
+            for request, completions, tokens in self._sample(batch):
+                done = pending.pop(request.key, Generation(request.key, [], 0))
+                merged = Generation(
+                    request.key, done.completions + completions, done.tokens + tokens
+                )
+                wanted = 1 if request.params.greedy else request.params.n
+                if len(merged.completions) < wanted:
+                    pending[request.key] = merged
+                elif request.params.greedy:
+                    yield Generation(
+                        request.key, merged.completions * request.params.n, merged.tokens
+                    )
+                else:
+                    yield merged
+
+    def _sample(self, batch: Batch) -> Iterator[tuple[GenerationRequest, list[str], int]]:
+        import torch
+
+        params = batch.params
+        prompts = [request.prompt for request in batch.requests]
+        encoded = self.tokenizer(
+            prompts,
+            return_tensors="pt",
+            padding=True,
+            # Fewer distinct shapes, fewer recompilations.
+            pad_to_multiple_of=64 if self.compile else None,
+        ).to(self.device)
+        prompt_length = encoded["input_ids"].shape[1]
+        torch.manual_seed(batch.seed)
+        with torch.inference_mode():
+            output = self.model.generate(
+                **encoded, **self._generate_options(params, batch.samples, prompt_length)
+            )
+        texts = self._completions(encoded["input_ids"], output, batch.samples)
+        counts = self._generated_token_counts(output[:, prompt_length:])
+        for index, request in enumerate(batch.requests):
+            rows = range(index * batch.samples, (index + 1) * batch.samples)
+            completions = [truncate_at_stop(texts[row], params.stop) for row in rows]
+            yield request, completions, sum(counts[row] for row in rows)
+
+    def _generate_options(
+        self, params: SamplingParams, samples: int, prompt_length: int
+    ) -> dict[str, Any]:
+        from transformers import StoppingCriteriaList
+
+        options: dict[str, Any] = {
+            "max_new_tokens": params.max_new_tokens,
+            "num_return_sequences": samples,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "do_sample": not params.greedy,
+        }
+        if not params.greedy:
+            # top_k=0 switches off transformers' default top-k of 50, which vLLM and
+            # MultiPL-E's nucleus sampling do not have.
+            options.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        if params.stop:
+            criteria = StopOnSequences(self.tokenizer, params.stop, prompt_length)
+            options["stopping_criteria"] = StoppingCriteriaList([criteria])
+        if self.compile:
+            options["cache_implementation"] = "static"
+        return options
+
+    def _completions(
+        self, prompt_ids: torch.Tensor, output: torch.Tensor, samples: int
+    ) -> list[str]:
+        """Generated text per row: the decoded sequence minus the decoded prompt.
+
+        Decoding the whole sequence, as MultiPL-E does, keeps characters that a tokenizer
+        only produces across the prompt/completion boundary (SentencePiece spaces).
+        """
+        prompts = self.tokenizer.batch_decode(prompt_ids, skip_special_tokens=True)
+        full = self.tokenizer.batch_decode(output, skip_special_tokens=True)
+        generated = self.tokenizer.batch_decode(
+            output[:, prompt_ids.shape[1] :], skip_special_tokens=True
+        )
+        texts = []
+        for row, text in enumerate(full):
+            prompt = prompts[row // samples]
+            texts.append(text[len(prompt) :] if text.startswith(prompt) else generated[row])
+        return texts
+
+    def _generated_token_counts(self, generated: torch.Tensor) -> list[int]:
+        # Finished sequences are filled with padding; the rest are tokens the model produced.
+        counts: list[int] = (generated != self.tokenizer.pad_token_id).sum(dim=1).tolist()
+        return counts
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _unique_by_key(requests: Iterable[GenerationRequest]) -> list[GenerationRequest]:
+    unique: dict[str, GenerationRequest] = {}
+    for request in requests:
+        if request.key in unique:
+            raise ValueError(f"two requests share the key {request.key!r}")
+        unique[request.key] = request
+    return list(unique.values())
