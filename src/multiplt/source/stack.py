@@ -111,9 +111,10 @@ def list_row_groups(filesystem: AbstractFileSystem, files: list[str]) -> list[Ro
     groups: list[RowGroup] = []
     for file in files:
         with filesystem.open(file, "rb") as handle:
-            metadata = pq.ParquetFile(handle).metadata
-        check_columns(file, metadata.schema.names)
-        groups.extend(RowGroup(file, index) for index in range(metadata.num_row_groups))
+            parquet = pq.ParquetFile(handle)
+            # The Arrow schema: the Parquet one names list columns' leaves, not the columns.
+            check_columns(file, parquet.schema_arrow.names)
+            groups.extend(RowGroup(file, index) for index in range(parquet.num_row_groups))
     return groups
 
 
