@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -150,3 +151,19 @@ def test_sandbox_runs_unprivileged_when_started_as_root() -> None:
     program = Program("whoami", "import os\nprint(os.getuid() != 0 or 'mapped')\n")
     result = ExecutionEngine(workers=1).run(language, [program])["whoami"]
     assert result.status is Status.OK
+
+
+def test_programs_that_outlive_their_pipes_are_handled() -> None:
+    """A daemon holding stdout open does not stall the batch; a program that closes its
+    output and keeps running still times out."""
+    language = require_runtime("py")
+    programs = [
+        Program("daemon", "import subprocess\nsubprocess.Popen(['sleep', '100'])\nprint('bye')\n"),
+        Program("silent", "import os, time\nos.close(1)\nos.close(2)\ntime.sleep(100)\n"),
+    ]
+    engine = ExecutionEngine(workers=2, limits=Limits(timeout_s=2))
+    started = time.monotonic()
+    results = engine.run(language, programs)
+    assert time.monotonic() - started < 20
+    assert results["daemon"].status is Status.OK and results["daemon"].stdout == "bye\n"
+    assert results["silent"].status is Status.TIMEOUT

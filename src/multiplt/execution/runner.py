@@ -55,6 +55,7 @@ from typing import Any
 
 _CLONE_NEWUSER = 0x10000000
 _READ_CHUNK = 65536
+_EXIT_POLL_S = 0.1
 _SCRATCH_ROOT = os.path.join(tempfile.gettempdir(), "multiplt-scratch")
 
 
@@ -220,7 +221,12 @@ class ColdRun:
                 timed_out = clock_started is not None
                 killed_for = None if timed_out else "startup"
                 break
-            for event, _ in selector.select(remaining):
+            # A background process may hold the pipes open after the program has exited;
+            # polling now and then notices the exit, as MultiPL-E's evaluator does.
+            events = selector.select(min(remaining, _EXIT_POLL_S))
+            if not events and process.poll() is not None:
+                break
+            for event, _ in events:
                 name = event.data
                 if name == "ready":
                     os.read(ready_fd, 1)
@@ -240,6 +246,13 @@ class ColdRun:
                 killed_for = "output"
                 break
         selector.close()
+        if not (killed_for or timed_out):
+            # The streams are closed, but the program may still be running without them.
+            try:
+                process.wait(timeout=max(deadline - time.monotonic(), 0.0))
+            except subprocess.TimeoutExpired:
+                timed_out = clock_started is not None
+                killed_for = None if timed_out else "startup"
         if killed_for or timed_out:
             _kill_group(process.pid)
         exit_code = process.wait()
@@ -261,7 +274,7 @@ class ColdRun:
 
 
 class WarmServer:
-    """A runtime server owned by one worker thread; restarted whenever it dies or is killed."""
+    """A runtime server owned by one worker process; restarted whenever it dies or is killed."""
 
     def __init__(self, batch: Batch) -> None:
         assert batch.warm_command is not None
