@@ -10,10 +10,15 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from multiplt.execution.results import RunOutcome, Status
 
 Classifier = Callable[[RunOutcome], Status]
+Problem = dict[str, Any]
+# Mends a known defect of a benchmark's problems in this language; returns the problem
+# unchanged when there is nothing to mend.
+ProblemRepair = Callable[[Problem], Problem]
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,13 @@ class Language:
     limit_address_space: bool = True
     # Extra environment for the runtime inside the sandbox.
     environment: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # Known defects of MultiPL-E's problems in this language, mended when they are loaded.
+    repairs: tuple[ProblemRepair, ...] = ()
+
+    def repair(self, problem: Problem) -> Problem:
+        for mend in self.repairs:
+            problem = mend(problem)
+        return problem
 
     @property
     def executable(self) -> str:

@@ -1,7 +1,9 @@
 """Julia 1.8+. Its timeout starts after start-up: a prelude signals readiness on a pipe."""
 
+import re
+
 from multiplt.execution.results import RunOutcome, Status
-from multiplt.languages.base import Language, classify_exit
+from multiplt.languages.base import Language, Problem, classify_exit
 
 _ERRORS = (
     ("syntax:", Status.SYNTAX_ERROR),
@@ -10,6 +12,15 @@ _ERRORS = (
     ("Some tests did not pass", Status.ASSERTION_ERROR),
     ("AssertionError", Status.ASSERTION_ERROR),
 )
+
+
+# Some of MultiPL-E's Julia prompts carry a stray ">" after a parametric type
+# (`Dict{String, Int64}>`), which makes the signature itself a syntax error.
+_STRAY_ANGLE = re.compile(r"(\{[^{}\n]*\})>")
+
+
+def drop_stray_angle_brackets(problem: Problem) -> Problem:
+    return {**problem, "prompt": _STRAY_ANGLE.sub(r"\1", problem["prompt"])}
 
 
 def classify(outcome: RunOutcome) -> Status:
@@ -31,5 +42,6 @@ LANGUAGE = Language(
     classify=classify,
     stop_tokens=("\nfunction", "\nmacro", "\n\n"),
     signals_ready=True,
+    repairs=(drop_stray_angle_brackets,),
     limit_address_space=False,
 )
