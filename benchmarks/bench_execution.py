@@ -130,7 +130,16 @@ class Row:
         ]
 
 
-HEADER = ["language", "programs", "fresh/s", "ours cold/s", "ours/s", "floor/s", "ours vs fresh", "ours/floor time"]
+HEADER = [
+    "language",
+    "programs",
+    "fresh/s",
+    "ours cold/s",
+    "ours/s",
+    "floor/s",
+    "ours vs fresh",
+    "ours/floor time",
+]
 
 
 def measure(name: str, count: int, workers: int) -> Row:
@@ -163,7 +172,9 @@ def markdown(rows: list[list[str]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--programs", type=int, default=40, help="programs per language")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--languages", default="py,lua,ml,r,rkt,jl")
@@ -178,7 +189,10 @@ def main() -> None:
         sum(r.ours_s for r in rows),
         sum(r.floor_s for r in rows),
     )
-    print(f"{platform.node()}: {os.cpu_count()} cores, {options.workers} workers, {time.strftime('%Y-%m-%d')}")
+    print(
+        f"{platform.node()}: {os.cpu_count()} cores, {options.workers} workers, "
+        f"{time.strftime('%Y-%m-%d')}"
+    )
     print(markdown([row.cells() for row in [*rows, total]]))
 
 

@@ -12,7 +12,13 @@ from multiplt.cli import main
 from multiplt.multiple.references import completions_record
 from tests.conftest import require_runtime
 
-PROBLEM = {"name": "p", "language": "py", "prompt": "def f():\n", "tests": "assert f() == 1\n", "stop_tokens": []}
+PROBLEM = {
+    "name": "p",
+    "language": "py",
+    "prompt": "def f():\n",
+    "tests": "assert f() == 1\n",
+    "stop_tokens": [],
+}
 
 
 def write(directory: Path, name: str, record: dict) -> Path:
@@ -50,7 +56,9 @@ def test_existing_results_are_kept(tmp_path: Path) -> None:
         (gzip.compress(b"[1, 2]"), "expected a JSON object"),
         (gzip.compress(json.dumps({"name": "p"}).encode()), "missing key(s) language"),
         (
-            gzip.compress(json.dumps({**completions_record(PROBLEM, []), "language": "cobol"}).encode()),
+            gzip.compress(
+                json.dumps({**completions_record(PROBLEM, []), "language": "cobol"}).encode()
+            ),
             "unknown language 'cobol'",
         ),
     ],

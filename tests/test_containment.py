@@ -18,6 +18,9 @@ from multiplt.execution.results import Program, Status
 from tests.conftest import require_runtime
 
 HEALTHY = "import sys\nprint(sum(range(10)))\n"
+FORK_BOMB = (
+    "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+)
 
 
 class Listener:
@@ -63,10 +66,12 @@ def home_secret():
     path.unlink()
 
 
-def hostile_programs(canary: Path, listener: Listener, secret: Path) -> dict[str, tuple[str, Status]]:
+def hostile_programs(
+    canary: Path, listener: Listener, secret: Path
+) -> dict[str, tuple[str, Status]]:
     return {
         "fork_bomb": (
-            "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
+            FORK_BOMB,
             Status.TIMEOUT,
         ),
         "memory_bomb": (
@@ -75,7 +80,8 @@ def hostile_programs(canary: Path, listener: Listener, secret: Path) -> dict[str
         ),
         "infinite_loop": ("while True:\n    pass\n", Status.TIMEOUT),
         "gigabyte_print": (
-            "import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(1024):\n    sys.stdout.write(chunk)\n",
+            "import sys\nchunk = 'x' * (1 << 20)\n"
+            "for _ in range(1024):\n    sys.stdout.write(chunk)\n",
             Status.EXCEPTION,
         ),
         "network": (
@@ -134,9 +140,8 @@ def _leftover_processes(marker: str) -> list[str]:
 def test_a_fork_bomb_does_not_starve_its_batch_mates() -> None:
     """Process limits are counted per program, so healthy programs still start beside a bomb."""
     language = require_runtime("py")
-    bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     spawner = "import subprocess\nprint(subprocess.run(['true']).returncode)\n"
-    programs = [Program("bomb", bomb)] + [Program(f"spawn_{i}", spawner) for i in range(8)]
+    programs = [Program("bomb", FORK_BOMB)] + [Program(f"spawn_{i}", spawner) for i in range(8)]
     engine = ExecutionEngine(workers=2, limits=Limits(timeout_s=4, processes=32))
     results = engine.run(language, programs)
     assert results["bomb"].status is Status.TIMEOUT

@@ -39,9 +39,9 @@ CASES: dict[str, dict[str, tuple[str, Status]]] = {
         "loop": ("while (TRUE) {}\n", Status.TIMEOUT),
     },
     "ml": {
-        "pass": ("let () = assert (1 + 1 = 2)\nlet () = print_endline \"ok\"\n", Status.OK),
+        "pass": ('let () = assert (1 + 1 = 2)\nlet () = print_endline "ok"\n', Status.OK),
         "assertion": ("let () = assert (1 + 1 = 3)\n", Status.ASSERTION_ERROR),
-        "raise": ("let () = failwith \"boom\"\n", Status.EXCEPTION),
+        "raise": ('let () = failwith "boom"\n', Status.EXCEPTION),
         "syntax": ("let f x = = 1\n", Status.SYNTAX_ERROR),
         "loop": ("let rec loop () = loop ()\nlet () = loop ()\n", Status.TIMEOUT),
     },
@@ -51,14 +51,17 @@ CASES: dict[str, dict[str, tuple[str, Status]]] = {
             "#lang racket\n(require rackunit)\n(check-equal? (+ 1 1) 3)\n",
             Status.ASSERTION_ERROR,
         ),
-        "raise": ("#lang racket\n(error 'f \"boom\")\n", Status.EXCEPTION),
+        "raise": ('#lang racket\n(error \'f "boom")\n', Status.EXCEPTION),
         "syntax": ("#lang racket\n(define (f x) x\n", Status.SYNTAX_ERROR),
         "loop": ("#lang racket\n(let loop () (loop))\n", Status.TIMEOUT),
     },
     "jl": {
-        "pass": ("using Test\n@test 1 + 1 == 2\nprintln(\"ok\")\n", Status.OK),
-        "assertion": ("using Test\n@testset begin\n@test 1 + 1 == 3\nend\n", Status.ASSERTION_ERROR),
-        "raise": ("error(\"boom\")\n", Status.EXCEPTION),
+        "pass": ('using Test\n@test 1 + 1 == 2\nprintln("ok")\n', Status.OK),
+        "assertion": (
+            "using Test\n@testset begin\n@test 1 + 1 == 3\nend\n",
+            Status.ASSERTION_ERROR,
+        ),
+        "raise": ('error("boom")\n', Status.EXCEPTION),
         "syntax": ("function f(x\n", Status.SYNTAX_ERROR),
         "loop": ("while true end\n", Status.TIMEOUT),
     },
@@ -67,9 +70,7 @@ CASES: dict[str, dict[str, tuple[str, Status]]] = {
 
 @pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
 @pytest.mark.parametrize("language_name", ALL_LANGUAGES)
-def test_outcomes_are_classified(
-    language_name: str, warm: bool, engine: ExecutionEngine
-) -> None:
+def test_outcomes_are_classified(language_name: str, warm: bool, engine: ExecutionEngine) -> None:
     language = require_runtime(language_name)
     if not warm and language.warm_runtime is None:
         pytest.skip(f"{language.display_name} has no warm runtime; the cold run is the only one")

@@ -11,7 +11,12 @@ import pytest
 from multiplt.execution.engine import ExecutionEngine
 from multiplt.execution.results import Status
 from multiplt.multiple.evaluate import evaluate_directory
-from tests.conftest import ALL_LANGUAGES, handwritten_completions, multipl_e_problems, require_runtime
+from tests.conftest import (
+    ALL_LANGUAGES,
+    handwritten_completions,
+    multipl_e_problems,
+    require_runtime,
+)
 
 
 def write_completions(directory: Path, problem: dict, completions: list[str]) -> Path:

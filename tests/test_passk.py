@@ -38,7 +38,11 @@ def test_estimator_matches_binomial_definition(n: int) -> None:
 
 
 def test_mean_over_problems() -> None:
-    scores = [ProblemScore("a", 20, 10, 0.2), ProblemScore("b", 20, 0, 0.2), ProblemScore("c", 10, 10, 0.2)]
+    scores = [
+        ProblemScore("a", 20, 10, 0.2),
+        ProblemScore("b", 20, 0, 0.2),
+        ProblemScore("c", 10, 10, 0.2),
+    ]
     (row,) = pass_at_k("set", scores)
     assert row.k == 1 and row.estimate == pytest.approx((0.5 + 0.0 + 1.0) / 3)
     assert (row.num_problems, row.min_completions, row.max_completions) == (3, 10, 20)
@@ -59,7 +63,10 @@ def write_results(directory: Path, name: str, statuses: list[tuple[str, int]]) -
         "name": name,
         "language": "lua",
         "temperature": 0.2,
-        "results": [{"status": s, "exit_code": e, "program": "", "stdout": "", "stderr": ""} for s, e in statuses],
+        "results": [
+            {"status": s, "exit_code": e, "program": "", "stdout": "", "stderr": ""}
+            for s, e in statuses
+        ],
     }
     with gzip.open(directory / f"{name}.results.json.gz", "wt") as handle:
         json.dump(record, handle)
@@ -77,7 +84,9 @@ def test_cli_prints_multipl_e_table(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert lines[1] == "humaneval-lua-model-0.2,1,0.25,2,4,4"
 
 
-def test_cli_reports_a_corrupt_results_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reports_a_corrupt_results_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "broken.results.json.gz").write_bytes(b"not gzip")
     assert main(["pass-k", str(tmp_path)]) == 2
     assert "broken.results.json.gz" in capsys.readouterr().err

@@ -16,7 +16,13 @@ from tests.conftest import MULTIPL_E, require_runtime
 LOCAL = ProblemSource(local_dir=MULTIPL_E)
 
 # The problem counts of DESIGN.md §7 (HumanEval / MBPP). MBPP for OCaml is hub-only.
-COUNTS = {"lua": (161, 397), "r": (161, 397), "rkt": (161, 400), "jl": (159, 390), "ml": (155, None)}
+COUNTS = {
+    "lua": (161, 397),
+    "r": (161, 397),
+    "rkt": (161, 400),
+    "jl": (159, 390),
+    "ml": (155, None),
+}
 
 
 @pytest.mark.parametrize("language", sorted(COUNTS))
@@ -65,7 +71,9 @@ def test_ocaml_negative_literals_become_runnable() -> None:
     answer = "\n  List.filter (fun x -> x > 0) l\n"
     programs = [
         Program("verbatim", program_text(original["prompt"], answer, original["tests"])),
-        Program("repaired", program_text(repaired[name]["prompt"], answer, repaired[name]["tests"])),
+        Program(
+            "repaired", program_text(repaired[name]["prompt"], answer, repaired[name]["tests"])
+        ),
     ]
     results = ExecutionEngine(workers=2).run(language, programs)
     assert results["verbatim"].status is Status.SYNTAX_ERROR

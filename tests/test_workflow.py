@@ -29,7 +29,9 @@ def merged(*paths: Path) -> dict:
     config: dict = {}
     for path in paths:
         for key, value in yaml.safe_load(path.read_text()).items():
-            config[key] = {**config[key], **value} if isinstance(value, dict) and key in config else value
+            config[key] = (
+                {**config[key], **value} if isinstance(value, dict) and key in config else value
+            )
     return config
 
 
@@ -80,5 +82,7 @@ def test_demo_evaluation_end_to_end(tmp_path: Path) -> None:
     # whose prompts lost a helper or an import in MultiPL-E's rewording (see README).
     reference = read_pass_at_1(tables / "humaneval-py-reference.csv")
     assert reference == pytest.approx(158 / 161)
-    rerun = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(REPO / "config" / "demo.yaml"))
+    rerun = snakemake(
+        tmp_path, "-n", "--cores", "2", "--configfile", str(REPO / "config" / "demo.yaml")
+    )
     assert "Nothing to be done" in rerun.stdout + rerun.stderr

@@ -31,16 +31,30 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
         choices=["bubblewrap", "apptainer", "UNSAFE-no-sandbox"],
         help="isolation for generated code; UNSAFE-no-sandbox runs it on the host (debug only)",
     )
-    group.add_argument("--unsafe-no-sandbox", action="store_true", help="same as --sandbox UNSAFE-no-sandbox")
-    group.add_argument("--workers", type=int, default=None, help="parallel programs (default: cores)")
-    group.add_argument("--timeout", type=float, default=None, help="seconds per program, all languages")
-    group.add_argument("--timeouts", type=json.loads, default={}, help='per language, e.g. \'{"r": 20}\'')
+    group.add_argument(
+        "--unsafe-no-sandbox", action="store_true", help="same as --sandbox UNSAFE-no-sandbox"
+    )
+    group.add_argument(
+        "--workers", type=int, default=None, help="parallel programs (default: cores)"
+    )
+    group.add_argument(
+        "--timeout", type=float, default=None, help="seconds per program, all languages"
+    )
+    group.add_argument(
+        "--timeouts", type=json.loads, default={}, help="per language, e.g. '{\"r\": 20}'"
+    )
     group.add_argument("--memory-mb", type=int, default=Limits.memory_mb)
     group.add_argument("--processes", type=int, default=Limits.processes)
     group.add_argument("--output-bytes", type=int, default=Limits.output_bytes)
-    group.add_argument("--cold", action="store_true", help="one runtime start per program (no warm R/Racket)")
-    group.add_argument("--image-dir", type=Path, default=None, help="Apptainer images (<lang>-<version>.sif)")
-    group.add_argument("--image-versions", type=json.loads, default={}, help="language -> image version")
+    group.add_argument(
+        "--cold", action="store_true", help="one runtime start per program (no warm R/Racket)"
+    )
+    group.add_argument(
+        "--image-dir", type=Path, default=None, help="Apptainer images (<lang>-<version>.sif)"
+    )
+    group.add_argument(
+        "--image-versions", type=json.loads, default={}, help="language -> image version"
+    )
     group.add_argument("--progress", action="store_true", help="show a progress bar")
 
 
@@ -121,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     references = commands.add_parser(
         "reference-completions",
-        help="completion files with known answers: HumanEval's canonical solutions, or hand-written",
+        help="completion files with known answers (HumanEval's canonical ones, or hand-written)",
     )
     references.add_argument("--problems", type=Path, required=True, help="MultiPL-E JSONL prompts")
     references.add_argument("--out", type=Path, required=True)

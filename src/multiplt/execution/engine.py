@@ -182,7 +182,9 @@ def _feed(stdin: IO[bytes] | None, header: dict[str, Any], programs: Sequence[Pr
     try:
         stdin.write((json.dumps(header) + "\n").encode())
         for program in programs:
-            stdin.write((json.dumps({"key": program.key, "source": program.source}) + "\n").encode())
+            stdin.write(
+                (json.dumps({"key": program.key, "source": program.source}) + "\n").encode()
+            )
         stdin.close()
     except BrokenPipeError:
         pass  # the sandbox died; the reader reports it

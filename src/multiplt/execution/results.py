@@ -68,7 +68,7 @@ class ExecutionResult:
         return self.status is Status.OK and self.exit_code == 0
 
     def to_multipl_e(self) -> dict[str, Any]:
-        """The record MultiPL-E writes into ``results``: program, stdout, stderr, exit_code, status."""
+        """The record MultiPL-E keeps in ``results``: program, stdout, stderr, exit_code, status."""
         return {
             "program": self.program,
             "stdout": self.stdout,

@@ -36,6 +36,7 @@ restarted for the next program).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import multiprocessing
@@ -116,10 +117,8 @@ def _decode(data: bytes, limit: int) -> str:
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _descendants(pid: int) -> list[int]:
@@ -146,10 +145,8 @@ def _kill_tree(pid: int) -> None:
     """Kill a process that may not lead its own group (a forked warm-runtime child)."""
     for process in _descendants(pid):
         _kill_group(process)
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(process, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 class ColdRun:
@@ -196,7 +193,9 @@ class ColdRun:
             if ready_read >= 0:
                 os.close(ready_read)
 
-    def _collect(self, process: subprocess.Popen[bytes], ready_fd: int, started: float) -> dict[str, Any]:
+    def _collect(
+        self, process: subprocess.Popen[bytes], ready_fd: int, started: float
+    ) -> dict[str, Any]:
         batch = self.batch
         keep = int(batch.limits["output_bytes"])
         kill_at = int(batch.limits["output_kill_bytes"])
@@ -319,10 +318,8 @@ class WarmServer:
         err_path = os.path.join(scratch, ".stderr")
         started = time.monotonic()
         request = f"RUN\t{program_path}\t{scratch}\t{out_path}\t{err_path}\n"
-        try:
+        with contextlib.suppress(BrokenPipeError):  # a dead server shows in its reply
             process.stdin.write(request.encode())
-        except BrokenPipeError:
-            pass  # the server is gone; reading its reply says so
         reply = reader.read_line(self.batch.timeout_s)
         child = int(reply.split("\t")[1]) if reply.startswith("STARTED\t") else 0
         if reply.startswith("STARTED\t"):
@@ -344,7 +341,12 @@ class WarmServer:
             exit_code = -9
         keep = int(self.batch.limits["output_bytes"])
         return _record(
-            key, exit_code, _read_head(out_path, keep), _read_head(err_path, keep), timed_out, duration
+            key,
+            exit_code,
+            _read_head(out_path, keep),
+            _read_head(err_path, keep),
+            timed_out,
+            duration,
         )
 
 

@@ -1,9 +1,9 @@
 """What MultiPL-E's evaluation container does: completions files in, results files out.
 
 Given a directory of ``NAME.json.gz`` completion files, writes ``NAME.results.json.gz``
-beside each (or into another directory). All programs of one language run as one batch in one sandbox; the batch is
-checkpointed, so an interrupted evaluation resumes where it stopped, and a problem whose
-results file already exists is not run again.
+beside each (or into another directory). All programs of one language run as one batch in
+one sandbox; the batch is checkpointed, so an interrupted evaluation resumes where it
+stopped, and a problem whose results file already exists is not run again.
 """
 
 from __future__ import annotations
