@@ -69,9 +69,10 @@ def resolve_model(spec: str | Path) -> str:
 
 
 def hub_unreachable_message(spec: str, error: BaseException) -> str:
+    reason = " ".join(str(error).split())  # one line: transformers' messages span several
     return (
         f"cannot load model {spec!r}: it is not a local directory, and the Hugging Face hub "
-        f"did not provide it ({type(error).__name__}: {error}). Without network access, pass a "
+        f"is unreachable or does not have it ({type(error).__name__}: {reason}). Offline, pass a "
         "local directory in save_pretrained layout instead (e.g. one written by "
         "`python -m multiplt.generation.cli prepare-model --embedded --out DIR`), or point "
         "HF_HOME at a cache that holds the model."
