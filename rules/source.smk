@@ -2,47 +2,20 @@
 # local trees, deduplicated, filtered (return, TODO, ASCII, trivial body, pyright) and
 # decontaminated, in a fixed number of shards; then one function set and its funnel.
 
-import json
+import sys
 from pathlib import Path
+
+# The rule file's helpers live in the package (tested there); import it from this checkout.
+sys.path.insert(0, str(Path(workflow.current_basedir).parent / "src"))
+from multiplt.source.workflow import settings_argument, shard_names, source_targets
 
 
 wildcard_constraints:
     shard=r"\d{5}",
 
 
-def repository_path(value):
-    """Relative paths in the config are relative to the repository, wherever Snakemake runs."""
-    return str(Path(workflow.basedir, value)) if value else value
-
-
-def source_settings():
-    """The stage's config as the one JSON argument of `python -m multiplt.source.cli`."""
-    source = json.loads(json.dumps(config["source"]))
-    source["stack"]["local_parquet"] = repository_path(source["stack"]["local_parquet"])
-    source["local_roots"] = [
-        root if root == "stdlib" else repository_path(root)
-        for root in source["local_roots"]
-    ]
-    decontamination = dict(config["decontamination"])
-    decontamination["local_dir"] = repository_path(decontamination["local_dir"])
-    settings = {
-        "languages": config["languages"],
-        "source": source,
-        "decontamination": decontamination,
-    }
-    return json.dumps(settings, sort_keys=True)
-
-
-def source_shards():
-    return [f"{index:05d}" for index in range(config["source"]["shards"])]
-
-
-def source_targets():
-    return [
-        "results/source/functions.jsonl.gz",
-        "results/source/funnel.json",
-        "results/source/funnel.md",
-    ]
+localrules:
+    source_all,
 
 
 rule source_plan:
@@ -57,7 +30,7 @@ rule source_plan:
         mem_mb=2000,
         runtime=30,
     params:
-        settings=source_settings(),
+        settings=settings_argument(config, workflow.basedir),
     shell:
         "python -m multiplt.source.cli plan --settings {params.settings:q} --output {output}"
         " > {log} 2>&1"
@@ -75,7 +48,7 @@ rule source_benchmarks:
         mem_mb=2000,
         runtime=30,
     params:
-        settings=source_settings(),
+        settings=settings_argument(config, workflow.basedir),
     shell:
         "python -m multiplt.source.cli benchmarks --settings {params.settings:q} --output {output}"
         " > {log} 2>&1"
@@ -100,7 +73,7 @@ rule source_shard:
         mem_mb=config["source"]["mem_mb"],
         runtime=config["source"]["runtime"],
     params:
-        settings=source_settings(),
+        settings=settings_argument(config, workflow.basedir),
     shell:
         "python -m multiplt.source.cli shard --settings {params.settings:q} --plan {input.plan}"
         " --benchmarks {input.benchmarks} --shard {wildcards.shard} --threads {threads}"
@@ -111,10 +84,10 @@ rule source_functions:
     """All shards' functions, cross-shard duplicates removed, and the funnel (JSON, Markdown)."""
     input:
         functions=expand(
-            "results/source/shards/{shard}.jsonl.gz", shard=source_shards()
+            "results/source/shards/{shard}.jsonl.gz", shard=shard_names(config)
         ),
         funnels=expand(
-            "results/source/shards/{shard}.funnel.json", shard=source_shards()
+            "results/source/shards/{shard}.funnel.json", shard=shard_names(config)
         ),
     output:
         functions="results/source/functions.jsonl.gz",
@@ -132,3 +105,9 @@ rule source_functions:
         " --funnels {input.funnels} --output-functions {output.functions}"
         " --output-json {output.funnel_json} --output-markdown {output.funnel_markdown}"
         " > {log} 2>&1"
+
+
+rule source_all:
+    """Target: the function set and its funnel (`snakemake source_all`)."""
+    input:
+        source_targets(),

@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pyarrow.parquet as pq
-from fsspec import AbstractFileSystem
-from fsspec.implementations.local import LocalFileSystem
+from typing import TYPE_CHECKING, Any
 
 from multiplt.source.records import Provenance, SourceFile
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
 
 STACK_SOURCE = "the-stack-dedup"
 # The columns read: the file and its provenance (the dataset has ~30; the rest are unused).
@@ -78,6 +77,8 @@ def hub_token() -> str:
 
 def filesystem_for(location: StackLocation) -> AbstractFileSystem:
     if not location.on_hub:
+        from fsspec.implementations.local import LocalFileSystem
+
         return LocalFileSystem()
     from huggingface_hub import HfFileSystem  # hub only
 
@@ -108,6 +109,8 @@ def list_parquet_files(location: StackLocation, filesystem: AbstractFileSystem) 
 
 def list_row_groups(filesystem: AbstractFileSystem, files: list[str]) -> list[RowGroup]:
     """Every row group of every file, in file order (reads only each file's footer)."""
+    import pyarrow.parquet as pq  # only The Stack's path needs pyarrow
+
     groups: list[RowGroup] = []
     for file in files:
         with filesystem.open(file, "rb") as handle:
@@ -125,6 +128,8 @@ def check_columns(file: str, names: list[str]) -> None:
 
 
 def read_row_group(filesystem: AbstractFileSystem, group: RowGroup) -> Iterator[SourceFile]:
+    import pyarrow.parquet as pq
+
     with filesystem.open(group.file, "rb") as handle:
         parquet = pq.ParquetFile(handle)
         check_columns(group.file, parquet.schema_arrow.names)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -89,7 +90,10 @@ def make_empty_venv(directory: Path, python_version: str) -> Path:
 class TypeChecker:
     def __init__(self, settings: TypecheckSettings) -> None:
         self.settings = settings
-        executable = shutil.which(settings.checker)
+        # Beside this interpreter too: a virtual environment's tools when it is not activated.
+        executable = shutil.which(settings.checker) or shutil.which(
+            settings.checker, path=str(Path(sys.executable).parent)
+        )
         if executable is None:
             raise CheckerMissingError(
                 f"type checker {settings.checker!r} not found on PATH; "
