@@ -116,7 +116,7 @@ def load_model_and_tokenizer(
             raise ModelNotFoundError(f"cannot load model from {source}: {error}") from error
         raise ModelNotFoundError(hub_unreachable_message(source, error)) from error
     prepare_tokenizer_for_batches(tokenizer)
-    return model.to(device).eval(), tokenizer
+    return model.to(device).eval(), tokenizer  # type: ignore[arg-type]
 
 
 def prepare_tokenizer_for_batches(tokenizer: PreTrainedTokenizerBase) -> None:
@@ -142,13 +142,12 @@ def prepare_model(gguf_path: Path, out_dir: Path, dtype: str = "bfloat16") -> Pa
     gguf_path = Path(gguf_path)
     if not gguf_path.is_file():
         raise ModelNotFoundError(f"GGUF file {gguf_path} does not exist")
-    where = {"pretrained_model_name_or_path": str(gguf_path.parent), "gguf_file": gguf_path.name}
-    tokenizer = AutoTokenizer.from_pretrained(**where)
-    model = AutoModelForCausalLM.from_pretrained(
-        **where, **_dequantize_option(), **{_dtype_keyword(): torch.float32}
-    )
+    directory, name = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=name)
+    options: dict[str, Any] = {"gguf_file": name, _dtype_keyword(): torch.float32}
+    model = AutoModelForCausalLM.from_pretrained(directory, **options, **_dequantize_option())
     _forget_quantization(model)
-    model = model.to(torch_dtype(dtype, "cpu"))
+    model = model.to(torch_dtype(dtype, "cpu"))  # type: ignore[arg-type]
     out_dir = Path(out_dir)
     partial = out_dir.with_name(out_dir.name + ".partial")
     model.save_pretrained(partial)
@@ -162,17 +161,17 @@ def prepare_model(gguf_path: Path, out_dir: Path, dtype: str = "bfloat16") -> Pa
 def _dequantize_option() -> dict[str, Any]:
     """Newer transformers can keep GGUF blocks packed; a saved model needs plain tensors."""
     try:
-        from transformers import GgufConfig  # type: ignore[attr-defined]
+        from transformers import GgufConfig
     except ImportError:  # older transformers always dequantizes GGUF
         return {}
     return {"quantization_config": GgufConfig(dequantize=True)}
 
 
 def _forget_quantization(model: PreTrainedModel) -> None:
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.is_quantized = False
+    model.is_quantized = False  # type: ignore[assignment]
 
 
 def assemble_embedded_gguf(out_path: Path) -> Path:
@@ -263,7 +262,7 @@ def build_tokenizer(vocab_size: int = 1024) -> PreTrainedTokenizerBase:
     )
     # About 80 characters of code per merge is plenty for the merges to be real ones.
     tokenizer.train_from_iterator(_standard_library_sources(80 * vocab_size), trainer=trainer)
-    wrapped = PreTrainedTokenizerFast(
+    wrapped = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tokenizer,
         bos_token=END_OF_TEXT,
         eos_token=END_OF_TEXT,
@@ -305,7 +304,7 @@ def build_random_model(
     torch.manual_seed(seed)
     with torch.device(device):
         model = GPTBigCodeForCausalLM(config)
-    return model.to(torch_dtype(dtype, device)).eval(), tokenizer
+    return model.to(torch_dtype(dtype, device)).eval(), tokenizer  # type: ignore[arg-type]
 
 
 def build_tiny_model(out_dir: Path, preset: str = "tiny", seed: int = 0) -> Path:

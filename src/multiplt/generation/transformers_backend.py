@@ -191,7 +191,7 @@ class TransformersBackend:
         prompt_length = encoded["input_ids"].shape[1]
         torch.manual_seed(batch.seed)
         with torch.inference_mode():
-            output = self.model.generate(
+            output = self.model.generate(  # type: ignore[operator]
                 **encoded, **self._generate_options(params, batch.samples, prompt_length)
             )
         texts = self._completions(encoded["input_ids"], output, batch.samples)
