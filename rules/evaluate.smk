@@ -9,6 +9,8 @@ rule reference_completions:
         directory("results/completions/humaneval-py-reference"),
     log:
         "logs/completions/humaneval-py-reference.log",
+    group:
+        "completions"
     conda:
         "../envs/multiplt.yaml"
     resources:
@@ -27,6 +29,8 @@ rule handwritten_completions:
         directory("results/completions/handwritten-{lang}"),
     log:
         "logs/completions/handwritten-{lang}.log",
+    group:
+        "completions"
     conda:
         "../envs/multiplt.yaml"
     resources:
@@ -46,12 +50,16 @@ rule evaluate_completions:
         directory("results/evaluation/{name}"),
     log:
         "logs/evaluation/{name}.log",
+    group:
+        "evaluation"
     conda:
         "../envs/multiplt.yaml"
     threads: config["execution"]["workers"]
     resources:
-        mem_mb=lambda wc, threads: 2000
-        + threads * config["execution"]["memory_mb"] // 4,
+        # A quarter of the workers at their memory limit at once; on each retry a quarter
+        # more, up to all of them.
+        mem_mb=lambda wc, threads, attempt: 2000
+        + threads * config["execution"]["memory_mb"] * min(attempt, 4) // 4,
         runtime=240,
     params:
         checkpoints="results/evaluation/.checkpoints/{name}",
