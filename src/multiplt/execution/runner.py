@@ -275,6 +275,9 @@ class ColdRun:
 class WarmServer:
     """A runtime server owned by one worker process; restarted whenever it dies or is killed."""
 
+    # How often the output files of a running program are checked against the output limit.
+    OUTPUT_POLL_S = 0.05
+
     def __init__(self, batch: Batch) -> None:
         assert batch.warm_command is not None
         self.batch = batch
@@ -322,32 +325,59 @@ class WarmServer:
             process.stdin.write(request.encode())
         reply = reader.read_line(self.batch.timeout_s)
         child = int(reply.split("\t")[1]) if reply.startswith("STARTED\t") else 0
+        killed_for = None
         if reply.startswith("STARTED\t"):
-            remaining = self.batch.timeout_s - (time.monotonic() - started)
-            reply = reader.read_line(max(remaining, 0.0))
+            reply, killed_for = self._await_done(started, (out_path, err_path))
         duration = time.monotonic() - started
-        timed_out = reply == ""
-        if timed_out:
-            if child > 0:
-                _kill_tree(child)
-                reader.read_line(5.0)  # the server reports the killed child
-            else:
-                self.stop()
-            exit_code = -1
+        timed_out = reply == "" and killed_for is None
+        if reply == "":
+            self._stop_program(child)
+            exit_code = -1 if timed_out else -9  # -9: killed, as a cold run would be
         elif reply.startswith("DONE\t"):
             exit_code = int(reply.split("\t")[1])
         else:  # the server died under the program (it was killed, or crashed)
             self.stop()
             exit_code = -9
         keep = int(self.batch.limits["output_bytes"])
-        return _record(
-            key,
-            exit_code,
-            _read_head(out_path, keep),
-            _read_head(err_path, keep),
-            timed_out,
-            duration,
-        )
+        stderr = _read_head(err_path, keep)
+        if killed_for == "output":
+            kill_at = int(self.batch.limits["output_kill_bytes"])
+            stderr += f"\n[multiplt: stopped after printing more than {kill_at} bytes]"
+        out = _read_head(out_path, keep)
+        return _record(key, exit_code, out, stderr, timed_out, duration, killed_for)
+
+    def _await_done(self, started: float, outputs: tuple[str, str]) -> tuple[str, str | None]:
+        """The server's DONE line; "" on timeout, or "" and "output" once the program printed
+        more than a cold run may (here its output goes to files, not through pipes)."""
+        assert self.reader is not None
+        kill_at = int(self.batch.limits["output_kill_bytes"])
+        deadline = started + self.batch.timeout_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            line = self.reader.read_line(min(remaining, self.OUTPUT_POLL_S))
+            if line:
+                return line, None
+            if sum(self._file_size(path) for path in outputs) > kill_at:
+                return "", "output"
+        return "", None
+
+    def _stop_program(self, child: int) -> None:
+        """Kill a program that ran too long or printed too much: the forked child, or the
+        whole server when it runs programs in-process (pid 0) or does not report the kill."""
+        assert self.reader is not None
+        if child <= 0:
+            self.stop()
+            return
+        _kill_tree(child)
+        # A DONE line left unread would be taken for the next program's reply.
+        if not self.reader.read_line(5.0).startswith("DONE\t"):
+            self.stop()
+
+    @staticmethod
+    def _file_size(path: str) -> int:
+        try:
+            return os.path.getsize(path)
+        except OSError:
+            return 0
 
 
 class LineReader:
