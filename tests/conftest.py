@@ -46,5 +46,6 @@ def handwritten_completions() -> dict[str, dict[str, list[str]]]:
 
 @pytest.fixture
 def engine() -> ExecutionEngine:
-    """The real engine: bubblewrap, two workers, a short timeout so loops end quickly."""
-    return ExecutionEngine(workers=2, limits=Limits(timeout_s=3))
+    """The real engine: bubblewrap, two workers, a timeout short enough for loops to end
+    quickly and long enough for a cold Racket start on a loaded 2-core machine."""
+    return ExecutionEngine(workers=2, limits=Limits(timeout_s=6))

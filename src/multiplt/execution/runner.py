@@ -312,18 +312,28 @@ class WarmServer:
             self.process.wait()
             self.process = None
 
+    def _submit(self, request: str) -> tuple[str, float]:
+        """Send a RUN request; return the first reply and when the request was sent (a
+        server restart is not the program's time). A server found dead before it took the
+        program (it died after its previous one) is restarted and asked again, so no
+        program is reported as failed without having run."""
+        for attempt in range(2):
+            if self.process is None or self.process.poll() is not None:
+                self.process = self._start()
+            assert self.process.stdin is not None and self.reader is not None
+            sent = time.monotonic()
+            with contextlib.suppress(BrokenPipeError):  # a dead server shows in its reply
+                self.process.stdin.write(request.encode())
+            reply = self.reader.read_line(self.batch.timeout_s)
+            if reply != "EOF" or attempt:
+                return reply, sent
+            self.stop()
+        raise AssertionError("unreachable")
+
     def run(self, key: str, program_path: str, scratch: str) -> dict[str, Any]:
-        if self.process is None or self.process.poll() is not None:
-            self.process = self._start()
-        process, reader = self.process, self.reader
-        assert process.stdin is not None and reader is not None
         out_path = os.path.join(scratch, ".stdout")
         err_path = os.path.join(scratch, ".stderr")
-        started = time.monotonic()
-        request = f"RUN\t{program_path}\t{scratch}\t{out_path}\t{err_path}\n"
-        with contextlib.suppress(BrokenPipeError):  # a dead server shows in its reply
-            process.stdin.write(request.encode())
-        reply = reader.read_line(self.batch.timeout_s)
+        reply, started = self._submit(f"RUN\t{program_path}\t{scratch}\t{out_path}\t{err_path}\n")
         child = int(reply.split("\t")[1]) if reply.startswith("STARTED\t") else 0
         killed_for = None
         if reply.startswith("STARTED\t"):
