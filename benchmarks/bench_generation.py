@@ -76,13 +76,14 @@ NEVER = "\x00\x01never\x02"  # a stop sequence no model output contains
 @dataclass
 class Row:
     name: str
-    tokens: int
-    seconds: float
-    warmup_seconds: float
+    tokens: int = 0
+    seconds: float = float("nan")
+    warmup_seconds: float = float("nan")
+    error: str | None = None  # why the row could not run (a library too old, out of memory)
 
     @property
     def tokens_per_second(self) -> float:
-        return self.tokens / self.seconds
+        return self.tokens / self.seconds if self.error is None else float("nan")
 
 
 @dataclass
@@ -111,9 +112,18 @@ def timed(run: Callable[[], int], device: str) -> tuple[int, float]:
     return tokens, time.perf_counter() - start
 
 
-def measure(name: str, run: Callable[[], int], device: str) -> Row:
-    _, warmup = timed(run, device)
-    tokens, seconds = timed(run, device)
+def measure(name: str, make_run: Callable[[], Callable[[], int]], device: str) -> Row:
+    """Warm up, then time; a row that fails is reported as failed, the others still run."""
+    try:
+        run = make_run()
+        _, warmup = timed(run, device)
+        tokens, seconds = timed(run, device)
+    except Exception as error:  # noqa: BLE001 - any failure is the row's result
+        print(f"  {name}: failed: {error!r}", file=sys.stderr)
+        return Row(name, error=f"{type(error).__name__}: {error}".splitlines()[0][:200])
+    finally:
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
     row = Row(name, tokens, seconds, warmup)
     print(f"  {name}: {row.tokens_per_second:,.0f} tok/s ({seconds:.2f} s)", file=sys.stderr)
     return row
@@ -159,14 +169,23 @@ def with_backend(backend: Any, setup: Setup, stop: tuple[str, ...] = ()) -> Call
     return run
 
 
-def vllm_row(model: Any, tokenizer: Any, setup: Setup) -> Row:
+def vllm_run(model: Any, tokenizer: Any, setup: Setup, directory: str) -> Callable[[], int]:
     from multiplt.generation.vllm_backend import VLLMBackend
 
-    with tempfile.TemporaryDirectory() as directory:
-        model.save_pretrained(directory)
-        tokenizer.save_pretrained(directory)
-        backend = VLLMBackend.load(directory, dtype=setup.dtype, gpu_memory_utilization=0.5)
-        return measure("vllm", with_backend(backend, setup), setup.device)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    # Half the memory: the transformers model of the other rows is still loaded.
+    backend = VLLMBackend.load(directory, dtype=setup.dtype, gpu_memory_utilization=0.5)
+    return with_backend(backend, setup)
+
+
+TRANSFORMERS_ROWS = {
+    # name: (compile, stop sequences)
+    "transformers": (False, ()),
+    "transformers+stop": (False, (NEVER,)),
+    "transformers+compile": (True, ()),
+    "transformers+compile+stop": (True, (NEVER,)),
+}
 
 
 def run_rows(setup: Setup, rows: list[str]) -> list[Row]:
@@ -177,32 +196,32 @@ def run_rows(setup: Setup, rows: list[str]) -> list[Row]:
     results = []
     if "plain" in rows:
         results.append(
-            measure("plain generate", plain_generate(model, tokenizer, setup), setup.device)
+            measure("plain generate", lambda: plain_generate(model, tokenizer, setup), setup.device)
         )
-    for name, compile_, stop in (
-        ("transformers", False, ()),
-        ("transformers+stop", False, (NEVER,)),
-        ("transformers+compile", True, ()),
-    ):
+    for name, (compile_, stop) in TRANSFORMERS_ROWS.items():
         if name in rows:
             backend = TransformersBackend(model, tokenizer, setup.batch_size, compile=compile_)
-            results.append(measure(name, with_backend(backend, setup, stop), setup.device))
+            results.append(
+                measure(name, lambda b=backend, s=stop: with_backend(b, setup, s), setup.device)
+            )
     if "vllm" in rows:
-        results.append(vllm_row(model, tokenizer, setup))
+        with tempfile.TemporaryDirectory() as directory:
+            make_run = lambda: vllm_run(model, tokenizer, setup, directory)  # noqa: E731
+            results.append(measure("vllm", make_run, setup.device))
     return results
 
 
 def default_rows(device: str) -> list[str]:
     rows = ["plain", "transformers", "transformers+stop"]
     if device.startswith("cuda"):
-        rows.append("transformers+compile")
+        rows += ["transformers+compile", "transformers+compile+stop"]
         if vllm_is_installed():
             rows.append("vllm")
     return rows
 
 
 def markdown(rows: list[Row], setup: Setup) -> str:
-    baseline = next((row for row in rows if row.name == "plain generate"), None)
+    baseline = next((r for r in rows if r.name == "plain generate" and r.error is None), None)
     lines = [
         f"{len(setup.prompts)} prompts x {setup.samples} samples x {setup.max_new_tokens} tokens,"
         f" preset {setup.preset}, {setup.dtype} on {device_name(setup.device)}",
@@ -211,6 +230,9 @@ def markdown(rows: list[Row], setup: Setup) -> str:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
+        if row.error is not None:
+            lines.append(f"| {row.name} | failed: {row.error} | | | | |")
+            continue
         ratio = f"{row.tokens_per_second / baseline.tokens_per_second:.1f}x" if baseline else "-"
         lines.append(
             f"| {row.name} | {row.tokens:,} | {row.seconds:.2f} | {row.tokens_per_second:,.0f} "
@@ -238,8 +260,8 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, help="default: prompts x samples")
     parser.add_argument(
         "--rows",
-        help="comma-separated: plain,transformers,transformers+stop,"
-        "transformers+compile,vllm (default: what the device can run)",
+        help=f"comma-separated, of: plain,{','.join(TRANSFORMERS_ROWS)},vllm "
+        "(default: what the device can run)",
     )
     parser.add_argument("--output", type=Path, help="write the numbers as JSON here")
     return parser.parse_args()

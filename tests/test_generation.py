@@ -13,6 +13,7 @@ import pytest
 from multiplt.generation.cli import main
 from multiplt.generation.models import build_tiny_model
 from multiplt.generation.multiple_e import load_problems, problem_requests
+from multiplt.generation.nucleus import NucleusFilter
 from multiplt.generation.params import GenerationRequest, SamplingParams, truncate_at_stop
 from multiplt.generation.transformers_backend import (
     StopOnSequences,
@@ -111,6 +112,25 @@ def test_the_earliest_stop_wins_not_the_first_listed() -> None:
     assert truncate_at_stop("a\nb\n(define x", ["\n(define ", "\n"]) == "a"
     assert truncate_at_stop("abc", ["\n"]) == "abc"
     assert truncate_at_stop("abc", []) == "abc"
+
+
+@pytest.mark.parametrize("candidates", [4, 1024])
+def test_the_nucleus_filter_keeps_what_transformers_keeps(candidates: int) -> None:
+    import torch
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+    generator = torch.Generator().manual_seed(0)
+    for scale, temperature, top_p in [
+        (0.5, 0.8, 0.95),
+        (5, 0.2, 0.95),
+        (2, 1.0, 0.5),
+        (30, 0.8, 0.1),
+    ]:
+        logits = torch.randn(8, 1000, generator=generator) * scale
+        expected = TopPLogitsWarper(top_p)(None, TemperatureLogitsWarper(temperature)(None, logits))
+        ours = NucleusFilter(temperature, top_p, candidates=candidates)(None, logits)
+        assert torch.equal(torch.isfinite(ours), torch.isfinite(expected))
+        assert torch.allclose(ours[torch.isfinite(ours)], expected[torch.isfinite(expected)])
 
 
 # --- batching and stopping -----------------------------------------------------------------

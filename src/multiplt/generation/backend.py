@@ -48,7 +48,7 @@ def make_backend(
     model: str | Path,
     dtype: str = "auto",
     device: str = "auto",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     tensor_parallel_size: int = 1,
     compile: bool = False,
     max_model_len: int | None = None,
@@ -57,7 +57,8 @@ def make_backend(
     """A loaded backend for ``model`` (hub id, local directory; see ``models.resolve_model``).
 
     ``batch_size`` is the number of sequences (prompts x samples) per forward pass for
-    transformers, and the number of prompts handed to vLLM's scheduler at a time.
+    transformers (default: 256 on GPUs, 32 on CPUs), and the number of prompts handed to
+    vLLM's scheduler at a time (default 256).
     ``compile`` (transformers on GPU) uses a static KV cache and torch.compile.
     """
     chosen = choose_backend(kind)
@@ -68,7 +69,7 @@ def make_backend(
             model,
             dtype=dtype,
             tensor_parallel_size=tensor_parallel_size,
-            prompts_per_call=batch_size,
+            prompts_per_call=batch_size or 256,
             max_model_len=max_model_len,
             gpu_memory_utilization=gpu_memory_utilization,
         )

@@ -110,7 +110,7 @@ def add_complete_parser(commands: argparse._SubParsersAction) -> None:  # type: 
     complete.add_argument("--limit", type=positive_int, help="only the first K problems")
     complete.add_argument("--backend", choices=("auto", "vllm", "transformers"), default="auto")
     complete.add_argument(
-        "--batch-size", type=positive_int, default=64, help="sequences per forward"
+        "--batch-size", type=positive_int, help="sequences per forward (GPU 256, CPU 32)"
     )
     complete.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
     complete.add_argument("--device", default="auto", help="transformers: auto, cpu, cuda...")

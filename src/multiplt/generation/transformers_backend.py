@@ -146,12 +146,12 @@ class TransformersBackend:
         *,
         device: str = "auto",
         dtype: str = "auto",
-        batch_size: int = 64,
+        batch_size: int | None = None,
         compile: bool = False,
     ) -> TransformersBackend:
         device = resolve_device(device)
         loaded, tokenizer = load_model_and_tokenizer(model, device=device, dtype=dtype)
-        return cls(loaded, tokenizer, batch_size=batch_size, compile=compile)
+        return cls(loaded, tokenizer, batch_size or default_batch_size(device), compile=compile)
 
     @property
     def device(self) -> torch.device:
@@ -204,7 +204,9 @@ class TransformersBackend:
     def _generate_options(
         self, params: SamplingParams, samples: int, prompt_length: int
     ) -> dict[str, Any]:
-        from transformers import StoppingCriteriaList
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        from multiplt.generation.nucleus import NucleusFilter
 
         options: dict[str, Any] = {
             "max_new_tokens": params.max_new_tokens,
@@ -213,9 +215,12 @@ class TransformersBackend:
             "do_sample": not params.greedy,
         }
         if not params.greedy:
-            # top_k=0 switches off transformers' default top-k of 50, which vLLM and
-            # MultiPL-E's nucleus sampling do not have.
-            options.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
+            # Temperature and top-p are applied by NucleusFilter (same result, no full sort);
+            # transformers' own are switched off, and so is its default top-k of 50, which
+            # vLLM and MultiPL-E's nucleus sampling do not have.
+            options.update(temperature=1.0, top_p=1.0, top_k=0)
+            nucleus = NucleusFilter(params.temperature, params.top_p)
+            options["logits_processor"] = LogitsProcessorList([nucleus])
         if params.stop:
             criteria = StopOnSequences(self.tokenizer, params.stop, prompt_length)
             options["stopping_criteria"] = StoppingCriteriaList([criteria])
@@ -248,6 +253,12 @@ class TransformersBackend:
         trailing_padding = (torch.flip(produced, dims=[1]).cumsum(dim=1) == 0).sum(dim=1)
         counts: list[int] = (generated.shape[1] - trailing_padding).tolist()
         return counts
+
+
+def default_batch_size(device: str) -> int:
+    """Sequences per forward pass: a GPU step costs about the same for 1 or 256 sequences
+    of a small model; a CPU step costs in proportion, and bigger batches only pad more."""
+    return 256 if device.startswith("cuda") else 32
 
 
 def resolve_device(device: str) -> str:
