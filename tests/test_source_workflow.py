@@ -87,3 +87,19 @@ def test_snakemake_builds_the_stdlib_function_set_and_funnel(tmp_path: Path) -> 
     report = (results / "funnel.md").read_text()
     assert "This run:" in report and "| mbpp-test |" in report
     assert (workdir / "logs" / "source" / "shards" / "00000.log").is_file()
+
+
+def test_rule_settings_resolve_relative_paths_against_the_repository() -> None:
+    from multiplt.source.settings import stage_settings
+    from multiplt.source.workflow import settings_argument, shard_names
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["source"]["stack"]["local_parquet"] = "mirror/python"
+    config["source"]["local_roots"] = ["stdlib", "vendor/tree"]
+    settings = json.loads(settings_argument(config, "/repo"))
+    assert settings["source"]["stack"]["local_parquet"] == "/repo/mirror/python"
+    assert settings["source"]["local_roots"] == ["stdlib", "/repo/vendor/tree"]
+    assert settings["decontamination"]["local_dir"] == "/repo/../shared/benchmarks"
+    # The paper's configuration reads as valid stage settings, with its 256 shards.
+    assert stage_settings(settings).source.shards == 256
+    assert shard_names(config)[-1] == "00255"
