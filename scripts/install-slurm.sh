@@ -29,7 +29,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   [ -z "$created_policy" ] || $sudo rm -f "$policy"
 fi
 
-# The executor plugin, pinned: the profile in slurm/ sets its options by name.
+# The executor plugin and the job-side plugin it runs inside each allocation, pinned: the
+# profile in slurm/ sets their options by name. Into .venv when scripts/install.sh made one.
 python=python3
 [ -x .venv/bin/python ] && python=.venv/bin/python
-"$python" -m pip install -q "snakemake-executor-plugin-slurm==2.8.0"
+"$python" -m pip install -q \
+  "snakemake-executor-plugin-slurm==2.8.0" "snakemake-executor-plugin-slurm-jobstep==0.6.1"
