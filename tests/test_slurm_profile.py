@@ -253,3 +253,24 @@ def test_every_rule_declares_what_it_needs() -> None:
             if rule.name not in gpu_rules:
                 problems.append(f"rule {rule.name} asks for GPUs but is not in GPU_RULES")
     assert not problems, "\n".join(problems)
+
+
+def test_slurm_test_puts_etc_slurm_back(tmp_path: Path) -> None:
+    """tests/test_slurm.py writes /etc/slurm/*.conf: a different file is backed up and restored,
+    the same file is left alone, a missing one is removed again."""
+    from tests.slurm.cluster import ConfigFile
+
+    backups = tmp_path / "backup"
+    backups.mkdir()
+    different, same, absent = tmp_path / "a.conf", tmp_path / "b.conf", tmp_path / "c.conf"
+    different.write_text("the site's own\n")
+    same.write_text("ours\n")
+    files = [ConfigFile(path, "ours\n", backups) for path in (different, same, absent)]
+    for config_file in files:
+        config_file.install()
+    assert [path.read_text() for path in (different, same, absent)] == ["ours\n"] * 3
+    for config_file in files:
+        config_file.restore()
+    assert different.read_text() == "the site's own\n"
+    assert same.read_text() == "ours\n"
+    assert not absent.exists()
