@@ -263,12 +263,15 @@ def parse_arguments() -> argparse.Namespace:
         help=f"comma-separated, of: plain,{','.join(TRANSFORMERS_ROWS)},vllm "
         "(default: what the device can run)",
     )
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     parser.add_argument("--output", type=Path, help="write the numbers as JSON here")
     return parser.parse_args()
 
 
 def main() -> None:
     options = parse_arguments()
+    if options.threads:
+        torch.set_num_threads(options.threads)
     device = options.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -49,8 +50,15 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def backend(tiny_model: Path) -> TransformersBackend:
-    return TransformersBackend.load(tiny_model, device="cpu", batch_size=16)
+def backend(tiny_model: Path) -> Iterator[TransformersBackend]:
+    import torch
+
+    # One thread: a tiny model gains nothing from more, and on a busy machine their
+    # synchronisation costs milliseconds per operation.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield TransformersBackend.load(tiny_model, device="cpu", batch_size=16)
+    torch.set_num_threads(threads)
 
 
 def stop_tokens_of(language: str) -> list[str]:

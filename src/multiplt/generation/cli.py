@@ -53,6 +53,10 @@ def default_checkpoint(out_dir: Path) -> Path:
 
 def command_complete(options: argparse.Namespace) -> int:
     problems = load_problems(options.problems)
+    if options.threads:
+        import torch
+
+        torch.set_num_threads(options.threads)
     if options.limit is not None:
         problems = problems[: options.limit]
     params = SamplingParams(
@@ -117,6 +121,9 @@ def add_complete_parser(commands: argparse._SubParsersAction) -> None:  # type: 
     complete.add_argument("--tensor-parallel-size", type=positive_int, default=1, help="vLLM: GPUs")
     complete.add_argument(
         "--compile", action="store_true", help="transformers on GPU: static cache + torch.compile"
+    )
+    complete.add_argument(
+        "--threads", type=positive_int, help="CPU threads for torch (a rule's `threads`)"
     )
     complete.add_argument("--quiet", action="store_true", help="no progress bar")
     complete.set_defaults(handler=command_complete)
