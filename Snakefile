@@ -15,9 +15,11 @@ validate(config, "schemas/config.schema.yaml")
 include: "rules/common.smk"
 include: "rules/containers.smk"
 include: "rules/evaluate.smk"
+include: "rules/source.smk"
 
 
 rule all:
     default_target: True
     input:
         evaluation_targets(),
+        source_targets(),

@@ -2,7 +2,12 @@
 
 import json
 import os
+import sys
 from pathlib import Path
+
+# Rule files import their helpers from the package (where they are tested); this makes
+# the checkout's package importable whether or not it is installed.
+sys.path.insert(0, f"{workflow.basedir}/src")
 
 
 wildcard_constraints:

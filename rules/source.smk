@@ -2,11 +2,6 @@
 # local trees, deduplicated, filtered (return, TODO, ASCII, trivial body, pyright) and
 # decontaminated, in a fixed number of shards; then one function set and its funnel.
 
-import sys
-from pathlib import Path
-
-# The rule file's helpers live in the package (tested there); import it from this checkout.
-sys.path.insert(0, str(Path(workflow.current_basedir).parent / "src"))
 from multiplt.source.workflow import settings_argument, shard_names, source_targets
 
 

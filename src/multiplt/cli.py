@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -110,6 +111,13 @@ def command_reference_completions(options: argparse.Namespace) -> int:
     return 0
 
 
+# Stages with command lines of their own, reached as `multiplt <stage> ...`.
+STAGE_COMMANDS = {
+    "source": ("multiplt.source.cli", "the Python source stage (plan, benchmarks, shard, gather)"),
+    "generate": ("multiplt.generation.cli", "sample a model (complete, prepare-model, tiny-model)"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="multiplt", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -143,11 +151,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--handwritten", type=Path, help="JSON of hand-written completions (default: canonical)"
     )
     references.set_defaults(handler=command_reference_completions)
+
+    for name, (_, description) in STAGE_COMMANDS.items():
+        commands.add_parser(name, help=description, add_help=False)  # listed in --help only
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    options = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in STAGE_COMMANDS:
+        stage = importlib.import_module(STAGE_COMMANDS[arguments[0]][0])
+        return int(stage.main(arguments[1:]))
+    options = build_parser().parse_args(arguments)
     try:
         return int(options.handler(options))
     except (BadInputError, SandboxError, ValueError) as error:
