@@ -11,9 +11,10 @@ printing the DAG. Cases:
 * ``paper``: the paper's configuration (config.yaml) with the SLURM profile;
 * ``paper, no profile``: the same with Snakemake's local defaults, to show what the profile costs;
 * ``demo``: the embedded default (config/demo.yaml) with the SLURM profile;
-* ``paper + source``: while rules/source.smk exists but the Snakefile does not include it yet,
-  a wrapper Snakefile includes both, targets the source stage (256 shards), and again with
-  the shard count raised to 4096, to show how the DAG time grows with its size (no target).
+* ``paper + source``: while the Snakefile does not include rules/source.smk yet, a wrapper
+  Snakefile includes both and targets the source stage (256 shards);
+* ``... 4096``: the paper's configuration with 4096 source shards instead of 256, to show how
+  the DAG time grows with its size (informative: no target).
 """
 
 from __future__ import annotations
@@ -61,24 +62,21 @@ rule bench_source:
 
 
 def source_cases(directory: Path) -> list[Case]:
+    """The source stage at 256 shards (until the Snakefile includes it) and at 4096."""
     source = REPO / "rules" / "source.smk"
-    if not source.exists() or "rules/source.smk" in (REPO / "Snakefile").read_text():
+    if not source.exists():
         return []
-    wrapper = directory / "Snakefile"
-    wrapper.write_text(WRAPPER.format(repo=REPO))
-    common = [
-        "--profile",
-        "slurm",
-        "--snakefile",
-        str(wrapper),
-        "--configfile",
-        str(REPO / "config.yaml"),
-    ]
     many_shards = directory / "shards.yaml"
     many_shards.write_text("source:\n  shards: 4096\n")
+    paper = ["--profile", "slurm", "--configfile", str(REPO / "config.yaml")]
+    if "rules/source.smk" in (REPO / "Snakefile").read_text():
+        return [Case("paper, 4096 shards", [*paper, str(many_shards)], target=False)]
+    wrapper = directory / "Snakefile"
+    wrapper.write_text(WRAPPER.format(repo=REPO))
+    with_source = [*paper, "--snakefile", str(wrapper)]
     return [
-        Case("paper + source", common),
-        Case("paper + source 4096", [*common, str(many_shards)], target=False),
+        Case("paper + source", with_source),
+        Case("paper + source 4096", [*with_source, str(many_shards)], target=False),
     ]
 
 
