@@ -22,7 +22,7 @@ rule build_container:
     The image's %test section runs at the end of the build.
     """
     input:
-        definition="containers/{lang}.def",
+        definition=f"{workflow.basedir}/containers/{{lang}}.def",
     output:
         image=f"{config['containers']['image_dir']}/{{lang}}-{{version}}.sif",
     log:

@@ -9,8 +9,12 @@ wildcard_constraints:
     shard=r"\d{5}",
 
 
+# The plan and the benchmark texts are small and need the Hub, which compute nodes often
+# cannot reach: they run where Snakemake runs.
 localrules:
     source_all,
+    source_plan,
+    source_benchmarks,
 
 
 rule source_plan:
@@ -65,8 +69,9 @@ rule source_shard:
         "../envs/source.yaml"
     threads: config["source"]["threads"]
     resources:
-        mem_mb=config["source"]["mem_mb"],
-        runtime=config["source"]["runtime"],
+        # A retry (after running out of memory or time) asks for more of both.
+        mem_mb=lambda wc, attempt: config["source"]["mem_mb"] * attempt,
+        runtime=lambda wc, attempt: config["source"]["runtime"] * attempt,
     params:
         settings=settings_argument(config, workflow.basedir),
     shell:
@@ -93,7 +98,7 @@ rule source_functions:
     conda:
         "../envs/source.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wc, input, attempt: max(4000, 3 * input.size_mb) * attempt,
         runtime=60,
     shell:
         "python -m multiplt.source.cli gather --functions {input.functions}"
