@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs a single-node SLURM for tests/test_slurm.py on Debian 12: the controller, the node
-# daemon, the client commands and munge (authentication), plus the Snakemake executor plugin.
+# daemon, the client commands and munge (authentication).
 # The packages' own services are NOT started or enabled here: the test starts the daemons as its
 # own subprocesses and stops them by process id. Safe to run again; installs only what is missing.
 set -euo pipefail
@@ -29,9 +29,4 @@ if [ "${#missing[@]}" -gt 0 ]; then
   [ -z "$created_policy" ] || $sudo rm -f "$policy"
 fi
 
-# The executor plugin and the job-side plugin it runs inside each allocation, pinned: the
-# profile in slurm/ sets their options by name. Into .venv when scripts/install.sh made one.
-python=python3
-[ -x .venv/bin/python ] && python=.venv/bin/python
-"$python" -m pip install -q \
-  "snakemake-executor-plugin-slurm==2.8.0" "snakemake-executor-plugin-slurm-jobstep==0.6.1"
+# The executor plugins come with the package (pyproject.toml, extra "workflow").
