@@ -193,6 +193,17 @@ def test_the_same_seed_gives_the_same_completions(backend) -> None:
     assert first != other
 
 
+def test_a_models_own_sampling_defaults_are_switched_off(backend) -> None:
+    params = SamplingParams(n=2, temperature=0.8, max_new_tokens=16, seed=5)
+    plain = {g.key: g.completions for g in backend.generate(requests(2, params))}
+    configured = backend.model.generation_config
+    original, configured.repetition_penalty = configured.repetition_penalty, 3.0  # as on the hub
+    try:
+        assert {g.key: g.completions for g in backend.generate(requests(2, params))} == plain
+    finally:
+        configured.repetition_penalty = original
+
+
 def test_greedy_decoding_repeats_one_completion(backend) -> None:
     params = SamplingParams(n=3, temperature=0, max_new_tokens=8)
     for generation in backend.generate(requests(2, params)):

@@ -122,6 +122,20 @@ def decode(tokenizer: PreTrainedTokenizerBase, sequences: list[list[int]]) -> li
     )
 
 
+# Settings of transformers' generate() that change which tokens are sampled, at the values
+# that change nothing.
+NEUTRAL_GENERATION_SETTINGS: dict[str, Any] = {
+    "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "typical_p": 1.0,
+    "min_p": 0.0,
+    "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0,
+    "min_new_tokens": 0,
+}
+
+
 @dataclass
 class TransformersBackend:
     """Samples with ``model.generate`` in batches of ``batch_size`` sequences."""
@@ -221,12 +235,23 @@ class TransformersBackend:
             options.update(temperature=1.0, top_p=1.0, top_k=0)
             nucleus = NucleusFilter(params.temperature, params.top_p)
             options["logits_processor"] = LogitsProcessorList([nucleus])
+        options.update(self._neutral_defaults())
         if params.stop:
             criteria = StopOnSequences(self.tokenizer, params.stop, prompt_length)
             options["stopping_criteria"] = StoppingCriteriaList([criteria])
         if self.compile:
             options["cache_implementation"] = "static"
         return options
+
+    def _neutral_defaults(self) -> dict[str, Any]:
+        """Switch off what a model's own ``generation_config`` (from the hub) may turn on:
+        generate() applies it to anything not passed, and MultiPL-E samples without it."""
+        configured = self.model.generation_config
+        return {
+            name: neutral
+            for name, neutral in NEUTRAL_GENERATION_SETTINGS.items()
+            if getattr(configured, name, None) not in (None, neutral)
+        }
 
     def _completions(
         self, prompt_ids: torch.Tensor, output: torch.Tensor, samples: int
