@@ -14,7 +14,6 @@ import pytest
 from multiplt.generation.cli import main
 from multiplt.generation.models import build_tiny_model
 from multiplt.generation.multiple_e import load_problems, problem_requests
-from multiplt.generation.nucleus import NucleusFilter
 from multiplt.generation.params import GenerationRequest, SamplingParams, truncate_at_stop
 from multiplt.generation.transformers_backend import (
     StopOnSequences,
@@ -36,8 +35,16 @@ MULTIPL_E_FIELDS = {
 }
 
 
+def require_transformers() -> None:
+    """Skip, saying why, where the generation engine's libraries are not installed."""
+    reason = "needs torch and transformers (see envs/generation.yaml)"
+    pytest.importorskip("torch", reason=reason)
+    pytest.importorskip("transformers", reason=reason)
+
+
 def shared_tiny_model(factory: pytest.TempPathFactory) -> Path:
     """One tiny model per test session, whichever module asks first builds it."""
+    require_transformers()
     path = factory.getbasetemp() / "tiny-model"
     if not (path / "model.safetensors").exists():
         build_tiny_model(path)
@@ -124,8 +131,11 @@ def test_the_earliest_stop_wins_not_the_first_listed() -> None:
 
 @pytest.mark.parametrize("candidates", [4, 1024])
 def test_the_nucleus_filter_keeps_what_transformers_keeps(candidates: int) -> None:
+    require_transformers()
     import torch
     from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+    from multiplt.generation.nucleus import NucleusFilter
 
     generator = torch.Generator().manual_seed(0)
     for scale, temperature, top_p in [

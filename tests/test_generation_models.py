@@ -21,7 +21,7 @@ from multiplt.generation.params import GenerationRequest, SamplingParams
 from multiplt.generation.transformers_backend import TransformersBackend
 from multiplt.multiple.files import BadInputError
 from tests.conftest import REPO
-from tests.test_generation import shared_tiny_model
+from tests.test_generation import require_transformers, shared_tiny_model
 
 PROBLEM = '{"name": "p", "language": "lua", "prompt": "x", "tests": "t", "stop_tokens": ["\\n"]}'
 
@@ -57,6 +57,7 @@ def test_a_directory_without_config_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_hub_says_how_to_pass_a_local_model(tmp_path: Path) -> None:
+    require_transformers()
     problems = tmp_path / "problems.jsonl"
     problems.write_text(PROBLEM + "\n")
     command = [sys.executable, "-m", "multiplt.generation.cli", "complete", "--problems"]
@@ -123,6 +124,7 @@ def test_empty_completions_are_not_written(tmp_path: Path) -> None:
 
 
 def test_the_random_starcoder_has_starcoders_architecture() -> None:
+    require_transformers()
     model, tokenizer = build_random_model("tiny")
     assert model.config.model_type == "gpt_bigcode" and model.config.multi_query
     text = "local function f(x)\n  return x + 1\nend\n"

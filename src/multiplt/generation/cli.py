@@ -29,6 +29,7 @@ from multiplt.generation.models import (
     build_tiny_model,
     prepare_embedded_model,
     prepare_model,
+    resolve_model,
 )
 from multiplt.generation.multiple_e import load_problems, problem_requests, write_completions_dir
 from multiplt.generation.params import SamplingParams
@@ -53,6 +54,7 @@ def default_checkpoint(out_dir: Path) -> Path:
 
 def command_complete(options: argparse.Namespace) -> int:
     problems = load_problems(options.problems)
+    resolve_model(options.model)  # a wrong path fails now, not after torch has loaded
     if options.threads:
         import torch
 
