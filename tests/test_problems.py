@@ -84,9 +84,10 @@ def test_ocaml_negative_literals_become_runnable() -> None:
 def test_missing_and_malformed_files_are_named(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="humaneval-lua-reworded.jsonl: no such"):
         ProblemSource(local_dir=tmp_path).load("humaneval", "lua")
-    (tmp_path / "humaneval-lua-reworded.jsonl").write_text('{"name": "a"}\n{oops\n')
+    good = '{"name": "a", "language": "lua", "prompt": "", "tests": "", "stop_tokens": []}'
+    (tmp_path / "humaneval-lua-reworded.jsonl").write_text(good + "\n{oops\n")
     with pytest.raises(BadInputError, match=r"reworded.jsonl:2: not valid JSON"):
         ProblemSource(local_dir=tmp_path).load("humaneval", "lua")
     (tmp_path / "humaneval-lua-reworded.jsonl").write_text('{"name": "a"}\n')
-    with pytest.raises(BadInputError, match="record 1 lacks language"):
+    with pytest.raises(BadInputError, match="field 'language' is missing"):
         ProblemSource(local_dir=tmp_path).load("humaneval", "lua")

@@ -15,10 +15,10 @@ from multiplt.execution.sandbox import SandboxError, make_sandbox
 from multiplt.multiple.evaluate import evaluate_directory
 from multiplt.multiple.files import BadInputError
 from multiplt.multiple.passk import CSV_HEADER, pass_at_k_table
+from multiplt.multiple.problems import load_problems
 from multiplt.multiple.references import (
     canonical_python_answers,
     handwritten_answers,
-    load_problems,
     write_completion_files,
 )
 

@@ -6,7 +6,6 @@ completions are written as ``NAME.json.gz`` with the fields MultiPL-E's evaluato
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -14,58 +13,10 @@ from typing import Any
 
 from multiplt.generation.params import GenerationRequest, SamplingParams
 from multiplt.multiple.files import BadInputError, write_json_gz
+from multiplt.multiple.problems import load_problems
 from multiplt.multiple.references import completions_record
 
-# What sampling and evaluation need; MultiPL-E records carry more (doctests, original...).
-REQUIRED_FIELDS: dict[str, type] = {
-    "name": str,
-    "language": str,
-    "prompt": str,
-    "tests": str,
-    "stop_tokens": list,
-}
-
-
-def load_problems(path: Path) -> list[dict[str, Any]]:
-    """The problems of a MultiPL-E JSON-lines file; any defect names the file and line."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise BadInputError(f"{path}: cannot read problems: {error}") from error
-    problems = [
-        _parse_problem(line, f"{path}:{number}")
-        for number, line in enumerate(lines, start=1)
-        if line.strip()
-    ]
-    if not problems:
-        raise BadInputError(f"{path}: no problems in the file")
-    _check_unique_names(problems, path)
-    return problems
-
-
-def _parse_problem(line: str, where: str) -> dict[str, Any]:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise BadInputError(f"{where}: not valid JSON: {error}") from error
-    if not isinstance(record, dict):
-        raise BadInputError(f"{where}: expected a JSON object, found {type(record).__name__}")
-    for name, kind in REQUIRED_FIELDS.items():
-        if not isinstance(record.get(name), kind):
-            raise BadInputError(f"{where}: field {name!r} is missing or not a {kind.__name__}")
-    if not all(isinstance(stop, str) and stop for stop in record["stop_tokens"]):
-        raise BadInputError(f"{where}: stop_tokens must be non-empty strings")
-    return record
-
-
-def _check_unique_names(problems: Sequence[dict[str, Any]], path: Path) -> None:
-    seen: set[str] = set()
-    for problem in problems:
-        if problem["name"] in seen:
-            raise BadInputError(f"{path}: problem {problem['name']!r} appears twice")
-        seen.add(problem["name"])
-
+__all__ = ["load_problems", "problem_requests", "write_completions_dir"]
 
 def problem_requests(
     problems: Iterable[dict[str, Any]], params: SamplingParams

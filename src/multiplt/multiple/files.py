@@ -39,20 +39,3 @@ def write_json_gz(path: Path, data: dict[str, Any]) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Records of a JSON-lines file; a malformed line is an error naming file and line."""
-    records = []
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise BadInputError(f"{path}:{number}: not valid JSON: {error}") from error
-    except OSError as error:
-        raise BadInputError(f"{path}: cannot read: {error}") from error
-    return records

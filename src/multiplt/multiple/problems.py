@@ -7,15 +7,67 @@ load (see each language module's ``repairs``); ``repair=False`` gives them verba
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from multiplt.languages import get_language
-from multiplt.multiple.files import BadInputError, read_jsonl
+from multiplt.multiple.files import BadInputError
 
-REQUIRED_KEYS = ("name", "language", "prompt", "tests", "stop_tokens")
 HUB_DATASET = "nuprl/MultiPL-E"
+
+
+# What sampling and evaluation need; MultiPL-E records carry more (doctests, original...).
+REQUIRED_FIELDS: dict[str, type] = {
+    "name": str,
+    "language": str,
+    "prompt": str,
+    "tests": str,
+    "stop_tokens": list,
+}
+
+
+def load_problems(path: Path) -> list[dict[str, Any]]:
+    """The problems of a MultiPL-E JSON-lines file; any defect names the file and line."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise BadInputError(f"{path}: cannot read problems: {error}") from error
+    problems = [
+        _parse_problem(line, f"{path}:{number}")
+        for number, line in enumerate(lines, start=1)
+        if line.strip()
+    ]
+    if not problems:
+        raise BadInputError(f"{path}: no problems in the file")
+    _check_unique_names(problems, path)
+    return problems
+
+
+def _parse_problem(line: str, where: str) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise BadInputError(f"{where}: not valid JSON: {error}") from error
+    if not isinstance(record, dict):
+        raise BadInputError(f"{where}: expected a JSON object, found {type(record).__name__}")
+    for name, kind in REQUIRED_FIELDS.items():
+        if not isinstance(record.get(name), kind):
+            raise BadInputError(f"{where}: field {name!r} is missing or not a {kind.__name__}")
+    if not all(isinstance(stop, str) and stop for stop in record["stop_tokens"]):
+        raise BadInputError(f"{where}: stop_tokens must be non-empty strings")
+    return record
+
+
+def _check_unique_names(problems: Sequence[dict[str, Any]], path: Path) -> None:
+    seen: set[str] = set()
+    for problem in problems:
+        if problem["name"] in seen:
+            raise BadInputError(f"{path}: problem {problem['name']!r} appears twice")
+        seen.add(problem["name"])
 
 
 @dataclass(frozen=True)
@@ -42,12 +94,7 @@ class ProblemSource:
 def _load_local(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise BadInputError(f"{path}: no such benchmark file")
-    problems = read_jsonl(path)
-    for number, problem in enumerate(problems, start=1):
-        missing = [key for key in REQUIRED_KEYS if key not in problem]
-        if missing:
-            raise BadInputError(f"{path}: record {number} lacks {', '.join(missing)}")
-    return problems
+    return load_problems(path)
 
 
 def _load_hub(dataset: str, config: str, revision: str | None) -> list[dict[str, Any]]:

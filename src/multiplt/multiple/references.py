@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from multiplt.multiple.files import BadInputError, read_jsonl, write_json_gz
+from multiplt.multiple.files import BadInputError, write_json_gz
 
 
 def completions_record(
@@ -78,7 +78,3 @@ def handwritten_answers(path: Path, language: str) -> dict[str, list[str]]:
     if language not in completions:
         raise BadInputError(f"{path}: no completions for language {language!r}")
     return completions[language]
-
-
-def load_problems(path: Path) -> list[dict[str, Any]]:
-    return read_jsonl(path)
