@@ -146,12 +146,38 @@ class TransformersBackend:
     # Static KV cache + torch.compile (CUDA graphs): removes Python overhead from each step
     # on GPUs, at the price of a compilation for each new batch shape.
     compile: bool = False
+    # "graphs": our own loop (graph_decoding.py), one CUDA graph replayed per token on GPUs,
+    # run eagerly elsewhere; "generate": model.generate; "auto": graphs on CUDA where the
+    # model allows a static cache (and ``compile`` is off), else generate.
+    decoder: str = "auto"
+    # Steps between two looks for end-of-text and stop sequences (graphs decoder).
+    check_every: int = 32
     name: str = field(default="transformers", init=False)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
         prepare_tokenizer_for_batches(self.tokenizer)
+        self._graph_decoder: Any = None
+
+    @property
+    def resolved_decoder(self) -> str:
+        """The decoder that runs: "graphs" or "generate"."""
+        if self.decoder != "auto":
+            return self.decoder
+        if self.compile or self.device.type != "cuda":
+            return "generate"
+        from multiplt.generation.graph_decoding import unsupported_reason
+
+        return "generate" if unsupported_reason(self.model) else "graphs"
+
+    @property
+    def last_graph_error(self) -> str | None:
+        """Why the last batch's CUDA graph could not be captured (it then ran eagerly)."""
+        decoder = self._graph_decoder
+        return None if decoder is None else decoder.last_graph_error
 
     @classmethod
     def load(
@@ -162,10 +188,12 @@ class TransformersBackend:
         dtype: str = "auto",
         batch_size: int | None = None,
         compile: bool = False,
+        decoder: str = "auto",
     ) -> TransformersBackend:
         device = resolve_device(device)
         loaded, tokenizer = load_model_and_tokenizer(model, device=device, dtype=dtype)
-        return cls(loaded, tokenizer, batch_size or default_batch_size(device), compile=compile)
+        size = batch_size or default_batch_size(device)
+        return cls(loaded, tokenizer, size, compile=compile, decoder=decoder)
 
     @property
     def device(self) -> torch.device:
@@ -193,6 +221,9 @@ class TransformersBackend:
     def _sample(self, batch: Batch) -> Iterator[tuple[GenerationRequest, list[str], int]]:
         import torch
 
+        if self.resolved_decoder == "graphs":
+            yield from self._sample_with_graphs(batch)
+            return
         params = batch.params
         prompts = [request.prompt for request in batch.requests]
         encoded = self.tokenizer(
@@ -214,6 +245,54 @@ class TransformersBackend:
             rows = range(index * batch.samples, (index + 1) * batch.samples)
             completions = [truncate_at_stop(texts[row], params.stop) for row in rows]
             yield request, completions, sum(counts[row] for row in rows)
+
+    def _sample_with_graphs(
+        self, batch: Batch
+    ) -> Iterator[tuple[GenerationRequest, list[str], int]]:
+        """Like :meth:`_sample`, with our own decoding loop instead of ``generate``."""
+        import torch
+
+        from multiplt.generation.graph_decoding import GraphDecoder, StopScanner
+
+        if self._graph_decoder is None:
+            self._graph_decoder = GraphDecoder(self.model, check_every=self.check_every)
+        params = batch.params
+        prompts = [request.prompt for request in batch.requests]
+        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
+        rows = len(prompts) * batch.samples
+        scanner = StopScanner(self.tokenizer, rows, self._eos_token_ids(), params.stop)
+        generator = torch.Generator(self.device).manual_seed(batch.seed)
+        decoded = self._graph_decoder.decode(
+            encoded["input_ids"],
+            encoded["attention_mask"],
+            samples=batch.samples,
+            max_new_tokens=params.max_new_tokens,
+            temperature=0.0 if params.greedy else params.temperature,
+            top_p=params.top_p,
+            generator=generator,
+            scanner=scanner,
+        )
+        # As generate leaves it: each row's tokens after its end are padding.
+        generated = decoded.tokens
+        ends = torch.tensor(decoded.lengths)[:, None]
+        columns = torch.arange(generated.shape[1])[None, :]
+        generated = generated.masked_fill(columns >= ends, self.tokenizer.pad_token_id)
+        generated = generated[:, : max(decoded.lengths)]
+        prompt_ids = encoded["input_ids"].cpu()
+        output = torch.cat([prompt_ids.repeat_interleave(batch.samples, dim=0), generated], 1)
+        texts = self._completions(prompt_ids, output, batch.samples)
+        counts = self._generated_token_counts(generated)
+        for index, request in enumerate(batch.requests):
+            rows_of = range(index * batch.samples, (index + 1) * batch.samples)
+            completions = [truncate_at_stop(texts[row], params.stop) for row in rows_of]
+            yield request, completions, sum(counts[row] for row in rows_of)
+
+    def _eos_token_ids(self) -> list[int]:
+        """The end-of-text tokens generate() would stop at: the generation config's."""
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            return []
+        return [eos] if isinstance(eos, int) else list(eos)
 
     def _generate_options(
         self, params: SamplingParams, samples: int, prompt_length: int
@@ -278,6 +357,9 @@ class TransformersBackend:
         trailing_padding = (torch.flip(produced, dims=[1]).cumsum(dim=1) == 0).sum(dim=1)
         counts: list[int] = (generated.shape[1] - trailing_padding).tolist()
         return counts
+
+
+DECODERS = ("auto", "graphs", "generate")
 
 
 def default_batch_size(device: str) -> int:
