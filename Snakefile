@@ -14,6 +14,7 @@ validate(config, "schemas/config.schema.yaml")
 
 include: "rules/common.smk"
 include: "rules/containers.smk"
+include: "rules/models.smk"
 include: "rules/evaluate.smk"
 include: "rules/source.smk"
 
@@ -23,3 +24,9 @@ rule all:
     input:
         evaluation_targets(),
         source_targets(),
+
+
+rule evaluation:
+    """MultiPL-E pass@k tables of the configured models, and the harness checks."""
+    input:
+        evaluation_targets(),

@@ -23,4 +23,7 @@ fi
 
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e ".[workflow,test]"
+# torch first and pinned: a bare `torch` requirement would fetch a multi-GB CUDA build
+# (the development machines keep a CPU build of this version on disk).
+.venv/bin/pip install -q "torch==2.13.0"
+.venv/bin/pip install -q -e ".[workflow,generation,test]"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -69,20 +70,62 @@ def read_pass_at_1(path: Path) -> float:
     return float(row["Estimate"])
 
 
-def test_demo_evaluation_end_to_end(tmp_path: Path) -> None:
-    for language in ("py", "lua", "ml", "r", "rkt"):
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from multiplt.generation.models import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny")
+
+
+def test_evaluation_workflow_end_to_end(tmp_path: Path, tiny_model: Path) -> None:
+    """Problems -> completions (a tiny random model) -> results -> pass@k -> tables, plus the
+    harness checks whose answers are known, by the real Snakemake with the demo settings."""
+    for language in ("py", "lua", "r"):
         require_runtime(language)
-    result = snakemake(tmp_path, "--cores", "2", "--configfile", str(REPO / "config" / "demo.yaml"))
+    overrides = tmp_path / "tiny.yaml"
+    overrides.write_text(
+        yaml.safe_dump(
+            {
+                "languages": ["lua", "r"],
+                "models": {"tiny": {"path": str(tiny_model)}},
+                "evaluation": {
+                    **yaml.safe_load((REPO / "config" / "demo.yaml").read_text())["evaluation"],
+                    "models": ["tiny"],
+                    "samples": 2,
+                    "max_new_tokens": 16,
+                    "problem_limit": 3,
+                },
+            }
+        )
+    )
+    configs = ["--configfile", str(REPO / "config" / "demo.yaml"), str(overrides)]
+    targets = ["evaluation", "results/figures/pass1/all.png", "results/tables/pass1/lua.md"]
+    result = snakemake(tmp_path, "--cores", "2", *configs, *targets)
     assert result.returncode == 0, result.stderr[-4000:]
+
     tables = tmp_path / "results" / "pass_at_k"
-    # One right and one wrong hand-written completion per problem.
-    for language in ("lua", "ml", "r", "rkt"):
-        assert read_pass_at_1(tables / f"handwritten-{language}.csv") == 0.5
+    for language in ("lua", "r"):
+        run = tables / "handwritten" / "pass1" / f"humaneval-{language}.csv"
+        assert read_pass_at_1(run) == 0.5  # one right and one wrong answer per problem
     # HumanEval's canonical solutions pass under MultiPL-E's Python prompts, except the 3
     # whose prompts lost a helper or an import in MultiPL-E's rewording (see README).
-    reference = read_pass_at_1(tables / "humaneval-py-reference.csv")
+    reference = read_pass_at_1(tables / "reference" / "pass1" / "humaneval-py.csv")
     assert reference == pytest.approx(158 / 161)
-    rerun = snakemake(
-        tmp_path, "-n", "--cores", "2", "--configfile", str(REPO / "config" / "demo.yaml")
-    )
+
+    for language in ("lua", "r"):
+        completions = (
+            tmp_path / "results" / "completions" / "tiny" / "pass1" / f"humaneval-{language}"
+        )
+        assert len(list(completions.glob("*.json.gz"))) == 3
+        summary = json.loads((tables / "tiny" / "pass1" / f"humaneval-{language}.json").read_text())
+        assert summary["problems"] == 3 and summary["samples_per_problem"] == 2
+    markdown = (tmp_path / "results" / "tables" / "pass1" / "all.md").read_text()
+    assert "| humaneval Lua |" in markdown and "| humaneval R |" in markdown
+    only_lua = (tmp_path / "results" / "tables" / "pass1" / "lua.md").read_text()
+    assert "| humaneval Lua |" in only_lua and "| humaneval R |" not in only_lua
+    assert (tmp_path / "results" / "figures" / "pass1" / "all.png").stat().st_size > 0
+
+    rerun = snakemake(tmp_path, "-n", "--cores", "2", *configs, *targets)
     assert "Nothing to be done" in rerun.stdout + rerun.stderr

@@ -15,12 +15,19 @@ from multiplt.execution.sandbox import SandboxError, make_sandbox
 from multiplt.multiple.evaluate import evaluate_directory
 from multiplt.multiple.files import BadInputError
 from multiplt.multiple.passk import CSV_HEADER, pass_at_k_table
-from multiplt.multiple.problems import load_problems
+from multiplt.multiple.problems import (
+    HUB_DATASET,
+    ProblemSource,
+    load_problems,
+    write_problems,
+    write_provenance,
+)
 from multiplt.multiple.references import (
     canonical_python_answers,
     handwritten_answers,
     write_completion_files,
 )
+from multiplt.multiple.tables import plot, read_summaries, summarize, write_summary, write_tables
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
@@ -118,6 +125,36 @@ STAGE_COMMANDS = {
 }
 
 
+def command_problems(options: argparse.Namespace) -> int:
+    source = ProblemSource(
+        local_dir=options.local_dir,
+        hub_dataset=options.hub_dataset,
+        hub_revision=options.hub_revision,
+        repair=not options.verbatim,
+    )
+    problems = source.load(options.benchmark, options.language, limit=options.limit)
+    write_problems(problems, options.out)
+    write_provenance(source, options.benchmark, options.language, options.out)
+    print(f"wrote {len(problems)} problems to {options.out}", file=sys.stderr)
+    return 0
+
+
+def command_summarize(options: argparse.Namespace) -> int:
+    cell = summarize(options.results, options.model, options.benchmark, options.language, options.k)
+    write_summary(cell, options.out)
+    return 0
+
+
+def command_tables(options: argparse.Namespace) -> int:
+    cells = read_summaries(options.summaries)
+    if not cells:
+        raise BadInputError("no pass@k summaries given")
+    write_tables(cells, options.out_prefix)
+    if options.figure:
+        plot(cells, options.figure)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="multiplt", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -151,6 +188,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--handwritten", type=Path, help="JSON of hand-written completions (default: canonical)"
     )
     references.set_defaults(handler=command_reference_completions)
+
+    problems = commands.add_parser(
+        "problems", help="MultiPL-E problems of one benchmark and language, defects mended"
+    )
+    problems.add_argument("--benchmark", required=True, choices=["humaneval", "mbpp"])
+    problems.add_argument("--language", required=True)
+    problems.add_argument("--out", type=Path, required=True, help="JSON-lines file to write")
+    problems.add_argument("--local-dir", type=Path, help="MultiPL-E prompt files (default: hub)")
+    problems.add_argument("--hub-dataset", default=HUB_DATASET)
+    problems.add_argument("--hub-revision", default="main")
+    problems.add_argument("--limit", type=int, help="only the first K problems")
+    problems.add_argument("--verbatim", action="store_true", help="do not mend known defects")
+    problems.set_defaults(handler=command_problems)
+
+    summary = commands.add_parser("summarize", help="pass@k of one results directory, as JSON")
+    summary.add_argument("results", type=Path)
+    summary.add_argument("--model", required=True)
+    summary.add_argument("--benchmark", required=True)
+    summary.add_argument("--language", required=True)
+    summary.add_argument("--k", type=int, default=1)
+    summary.add_argument("--out", type=Path, required=True)
+    summary.set_defaults(handler=command_summarize)
+
+    tables = commands.add_parser("tables", help="pass@k tables (CSV, Markdown, LaTeX), figure")
+    tables.add_argument("summaries", type=Path, nargs="+")
+    tables.add_argument("--out-prefix", type=Path, required=True, help="PREFIX.csv/.md/.tex")
+    tables.add_argument("--figure", type=Path, help="PNG bar chart")
+    tables.set_defaults(handler=command_tables)
 
     for name, (_, description) in STAGE_COMMANDS.items():
         commands.add_parser(name, help=description, add_help=False)  # listed in --help only

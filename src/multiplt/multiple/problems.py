@@ -111,3 +111,36 @@ def _load_hub(dataset: str, config: str, revision: str | None) -> list[dict[str,
             "Offline, set benchmarks.multipl_e_dir to a directory of MultiPL-E JSONL files."
         ) from error
     return [dict(row) for row in rows]
+
+
+def write_problems(problems: Sequence[dict[str, Any]], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text("".join(json.dumps(problem) + "\n" for problem in problems))
+    temporary.replace(path)
+
+
+def write_provenance(source: ProblemSource, benchmark: str, language: str, problems: Path) -> Path:
+    """Record where ``problems`` came from beside it: the local file, or the hub commit."""
+    canonical = get_language(language).name
+    if source.local_dir is not None:
+        origin: dict[str, Any] = {
+            "file": str(source.local_dir / f"{benchmark}-{canonical}-reworded.jsonl")
+        }
+    else:
+        origin = {
+            "hub_dataset": source.hub_dataset,
+            "requested_revision": source.hub_revision,
+            "commit": _hub_commit(source.hub_dataset, source.hub_revision),
+        }
+    record = {"benchmark": benchmark, "language": canonical, "repaired": source.repair, **origin}
+    path = problems.with_name(problems.name.removesuffix(".jsonl") + ".provenance.json")
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return path
+
+
+def _hub_commit(dataset: str, revision: str | None) -> str:
+    """HUB ONLY: the commit that ``revision`` names now."""
+    from huggingface_hub import HfApi
+
+    return str(HfApi().dataset_info(dataset, revision=revision).sha)
