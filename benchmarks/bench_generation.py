@@ -13,11 +13,17 @@ switched off so that every sequence runs to the full length and all rows do the 
 
 * ``plain generate``: the naive baseline, one ``model.generate`` call per prompt with
   ``num_return_sequences`` samples;
-* ``transformers``: our backend, all prompts x samples in one batch (``--batch-size``);
+* ``transformers``: our backend with ``model.generate`` (``decoder="generate"``), all
+  prompts x samples in one batch (``--batch-size``);
 * ``transformers+stop``: the same, checking a stop sequence that never occurs at every
   step (the cost of stopping early, paid in real runs);
 * ``transformers+compile``: static KV cache and torch.compile (GPU only), after a warm-up
   run that compiles;
+* ``transformers+graphs``: our backend with its own decoding loop (``decoder="graphs"``,
+  graph_decoding.py): static cache, one CUDA graph replayed per token (eager on CPU); where
+  the graph cannot be captured the row says why and runs eagerly;
+* ``transformers+graphs+stop``: the same, looking for the never-occurring stop sequence
+  every 32 steps;
 * ``vllm``: where vLLM imports (the model is saved to a temporary directory first).
 
 Each row runs once to warm up (excluded) and is then timed. It prints a Markdown table of
@@ -80,6 +86,7 @@ class Row:
     seconds: float = float("nan")
     warmup_seconds: float = float("nan")
     error: str | None = None  # why the row could not run (a library too old, out of memory)
+    note: str | None = None  # how it ran, where that differs from its name
 
     @property
     def tokens_per_second(self) -> float:
@@ -184,11 +191,13 @@ def vllm_run(model: Any, tokenizer: Any, setup: Setup, directory: str) -> Callab
 
 
 TRANSFORMERS_ROWS = {
-    # name: (compile, stop sequences)
-    "transformers": (False, ()),
-    "transformers+stop": (False, (NEVER,)),
-    "transformers+compile": (True, ()),
-    "transformers+compile+stop": (True, (NEVER,)),
+    # name: (decoder, compile, stop sequences)
+    "transformers": ("generate", False, ()),
+    "transformers+stop": ("generate", False, (NEVER,)),
+    "transformers+compile": ("generate", True, ()),
+    "transformers+compile+stop": ("generate", True, (NEVER,)),
+    "transformers+graphs": ("graphs", False, ()),
+    "transformers+graphs+stop": ("graphs", False, (NEVER,)),
 }
 
 
@@ -207,17 +216,21 @@ def run_rows(setup: Setup, rows: list[str]) -> list[Row]:
                 setup.repeats,
             )
         )
-    for name, (compile_, stop) in TRANSFORMERS_ROWS.items():
+    for name, (decoder, compile_, stop) in TRANSFORMERS_ROWS.items():
         if name in rows:
-            backend = TransformersBackend(model, tokenizer, setup.batch_size, compile=compile_)
-            results.append(
-                measure(
-                    name,
-                    lambda b=backend, s=stop: with_backend(b, setup, s),
-                    setup.device,
-                    setup.repeats,
-                )
+            backend = TransformersBackend(
+                model, tokenizer, setup.batch_size, compile=compile_, decoder=decoder
             )
+            row = measure(
+                name,
+                lambda b=backend, s=stop: with_backend(b, setup, s),
+                setup.device,
+                setup.repeats,
+            )
+            if decoder == "graphs" and backend.last_graph_error:
+                row.note = f"{backend.last_nucleus} nucleus; {backend.last_graph_error}"
+                print(f"  {name}: {row.note}", file=sys.stderr)
+            results.append(row)
     if "vllm" in rows:
         with tempfile.TemporaryDirectory() as directory:
             make_run = lambda: vllm_run(model, tokenizer, setup, directory)  # noqa: E731
@@ -229,8 +242,9 @@ def default_rows(device: str) -> list[str]:
     rows = ["plain", "transformers", "transformers+stop"]
     if device.startswith("cuda"):
         rows += ["transformers+compile", "transformers+compile+stop"]
-        if vllm_is_installed():
-            rows.append("vllm")
+    rows += ["transformers+graphs", "transformers+graphs+stop"]
+    if device.startswith("cuda") and vllm_is_installed():
+        rows.append("vllm")
     return rows
 
 
@@ -248,8 +262,9 @@ def markdown(rows: list[Row], setup: Setup) -> str:
             lines.append(f"| {row.name} | failed: {row.error} | | | | |")
             continue
         ratio = f"{row.tokens_per_second / baseline.tokens_per_second:.1f}x" if baseline else "-"
+        name = row.name if row.note is None else f"{row.name} ({row.note})"
         lines.append(
-            f"| {row.name} | {row.tokens:,} | {row.seconds:.2f} | {row.tokens_per_second:,.0f} "
+            f"| {name} | {row.tokens:,} | {row.seconds:.2f} | {row.tokens_per_second:,.0f} "
             f"| {ratio} | {row.warmup_seconds:.1f} |"
         )
     return "\n".join(lines)

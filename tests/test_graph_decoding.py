@@ -13,6 +13,7 @@ pytest.importorskip("transformers", reason="needs torch and transformers")
 from multiplt.generation.graph_decoding import (  # noqa: E402
     GraphDecoder,
     StopScanner,
+    nucleus_bisect,
     nucleus_sorted,
     sample_tokens,
     unsupported_reason,
@@ -98,17 +99,44 @@ def test_nucleus_is_nucleus_filters(top_p: float) -> None:
     assert torch.allclose(ours[torch.isfinite(ours)], expected[torch.isfinite(expected)])
 
 
+@pytest.mark.parametrize("top_p", [0.3, 0.9, 0.95])
+def test_bisected_nucleus_is_the_sorted_one(top_p: float) -> None:
+    logits = torch.randn(16, 500, generator=torch.Generator().manual_seed(2)) * 3
+    kept_scores, tokens = nucleus_sorted(logits, top_p)
+    sorted_kept = torch.zeros_like(logits, dtype=torch.bool)
+    sorted_kept.scatter_(1, tokens, torch.isfinite(kept_scores))
+    assert torch.equal(nucleus_bisect(torch.softmax(logits, dim=-1), top_p), sorted_kept)
+
+
+@pytest.mark.parametrize("nucleus", ["sort", "bisect"])
 @pytest.mark.parametrize(("temperature", "top_p"), [(0.8, 0.95), (1.0, 0.6), (0.5, 1.0)])
-def test_samples_follow_the_filtered_distribution(temperature: float, top_p: float) -> None:
+def test_samples_follow_the_filtered_distribution(
+    temperature: float, top_p: float, nucleus: str
+) -> None:
     logits = torch.tensor([2.0, 1.5, 1.0, 0.5, 0.0, -0.5, -1.0, -3.0])
     filtered = NucleusFilter(temperature, top_p)(torch.empty(0), logits[None])
     expected = torch.softmax(filtered, dim=-1)[0]
     draws = 40_000
     generator = torch.Generator().manual_seed(7)
-    tokens = sample_tokens(logits.expand(draws, -1), temperature, top_p, generator)
+    tokens = sample_tokens(logits.expand(draws, -1), temperature, top_p, generator, nucleus)
     frequencies = torch.bincount(tokens, minlength=len(logits)).double() / draws
     assert torch.all(frequencies[expected == 0] == 0)  # never outside the nucleus
     assert torch.allclose(frequencies, expected.double(), atol=0.01)
+
+
+def test_decoding_with_bisected_nucleus_runs(tiny) -> None:
+    model, tokenizer = tiny
+    encoded = tokenizer(PROMPTS, return_tensors="pt", padding=True)
+    decoded = GraphDecoder(model, nucleus="bisect").decode(
+        encoded["input_ids"],
+        encoded["attention_mask"],
+        samples=2,
+        max_new_tokens=8,
+        temperature=0.8,
+        top_p=0.95,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert decoded.tokens.shape == (6, 8) and decoded.lengths == [8] * 6
 
 
 def test_sampling_is_seeded() -> None:

@@ -30,6 +30,7 @@ layer and step).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -68,20 +69,51 @@ def nucleus_sorted(scores: torch.Tensor, top_p: float) -> tuple[torch.Tensor, to
     return sorted_scores.masked_fill(~keep, float("-inf")), tokens
 
 
+def nucleus_bisect(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Which tokens are in each row's nucleus (the same set as :func:`nucleus_sorted`),
+    found without sorting: ``probs`` ([rows, vocabulary], float32) is searched for the
+    threshold by bisection over the bit patterns of its values (which non-negative floats
+    order as they do the values), 32 fixed passes: exact, and graph-safe wherever a sort
+    is not.
+
+    Token ``i`` stays when the mass of the strictly more likely tokens is below ``top_p``:
+    that mass shrinks as ``p_i`` grows, so the kept tokens are those whose bits reach the
+    smallest bit pattern ``b`` with ``mass(bits > b) < top_p``.
+    """
+    bits = probs.view(torch.int32).long()
+    low = torch.full((probs.shape[0], 1), -1, dtype=torch.long, device=probs.device)
+    high = bits.max(dim=-1, keepdim=True).values  # nothing above the maximum: below top_p
+    for _ in range(32):
+        middle = (low + high) // 2
+        above = torch.where(bits > middle, probs, 0.0).sum(dim=-1, keepdim=True)
+        inside = above < top_p
+        high = torch.where(inside, middle, high)
+        low = torch.where(inside, low, middle)
+    return bits >= high
+
+
+NUCLEUS_METHODS = ("sort", "bisect")
+
+
 def sample_tokens(
     logits: torch.Tensor,
     temperature: float,
     top_p: float,
     generator: torch.Generator | None,
+    nucleus: str = "sort",
 ) -> torch.Tensor:
-    """One token per row of ``logits`` ([rows, vocabulary]); greedy when temperature is 0."""
+    """One token per row of ``logits`` ([rows, vocabulary]); greedy when temperature is 0.
+    ``nucleus``: how the top-p set is found, :func:`nucleus_sorted` or
+    :func:`nucleus_bisect` (same set)."""
     if temperature == 0:
         return logits.argmax(dim=-1)
     scores = logits.float() / temperature
     tokens = None
-    if top_p < 1.0:
+    if top_p < 1.0 and nucleus == "sort":
         scores, tokens = nucleus_sorted(scores, top_p)
     probs = torch.softmax(scores, dim=-1)
+    if top_p < 1.0 and nucleus == "bisect":
+        probs = probs.masked_fill(~nucleus_bisect(probs, top_p), 0.0)
     race = torch.empty_like(probs).exponential_(generator=generator)
     # A zero draw would make 0 / 0 for a token outside the nucleus.
     race.clamp_min_(torch.finfo(race.dtype).tiny)
@@ -268,7 +300,15 @@ class GraphDecoder:
     check_every: int = 32
     use_graphs: bool | None = None
     warmup_steps: int = 2
+    # How the top-p set is found in the graph: "sort" or "bisect"; where a graph with one
+    # cannot be captured, the other is tried, then eager decoding.
+    nucleus: str = "sort"
     last_graph_error: str | None = field(default=None, init=False)
+    last_nucleus: str | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.nucleus not in NUCLEUS_METHODS:
+            raise ValueError(f"nucleus must be one of {NUCLEUS_METHODS}, got {self.nucleus!r}")
 
     def decode(
         self,
@@ -329,7 +369,7 @@ class GraphDecoder:
             **{cache_keyword: cache},
         )
         generated = torch.empty(rows, max_new_tokens, dtype=torch.long, device=device)
-        token = sample_tokens(output.logits[:, -1], temperature, top_p, generator)
+        token = sample_tokens(output.logits[:, -1], temperature, top_p, generator, self.nucleus)
         generated[:, 0] = token
         del output
 
@@ -338,7 +378,7 @@ class GraphDecoder:
         cache_position = torch.full((), prompt_length, dtype=torch.long, device=device)
         index = torch.ones((), dtype=torch.long, device=device)
 
-        def step() -> None:
+        def step(nucleus: str) -> None:
             attend = (valid & (keys <= cache_position))[:, None, None, :]
             logits = model(
                 input_ids=token,
@@ -347,7 +387,7 @@ class GraphDecoder:
                 use_cache=True,
                 **{cache_keyword: cache},
             ).logits[:, -1]
-            new = sample_tokens(logits, temperature, top_p, generator)
+            new = sample_tokens(logits, temperature, top_p, generator, nucleus)
             token.copy_(new[:, None])
             generated.index_copy_(1, index.view(1), new[:, None])
             cache_position.add_(1)
@@ -388,41 +428,54 @@ class GraphDecoder:
         lengths = [copied] * rows
         if scanner is not None:
             lengths = [copied if n is None else n for n in scanner.lengths]
-        return Decoded(host[:, :copied].clone(), lengths, steps, run is not step, graph_error)
+        return Decoded(
+            host[:, :copied].clone(), lengths, steps, graph_error is None and done > 0, graph_error
+        )
 
     def _runner(
         self,
-        step: Callable[[], None],
+        step: Callable[[str], None],
         generator: torch.Generator | None,
         max_new_tokens: int,
         device: torch.device,
     ) -> tuple[Callable[[], None], str | None, int]:
-        """What runs one step: a CUDA graph's replay, or ``step`` itself; also how many
-        steps were run here (the warm-up before capturing is real decoding)."""
+        """What runs one step: a CUDA graph's replay, or ``step`` itself; why there is no
+        graph; and how many steps were run here (the warm-up before capturing decodes)."""
         use_graphs = device.type == "cuda" if self.use_graphs is None else self.use_graphs
         self.last_graph_error = None
+        self.last_nucleus = self.nucleus
         warmup = min(self.warmup_steps, max_new_tokens - 1)
+        eager = functools.partial(step, self.nucleus)
         if not use_graphs or device.type != "cuda" or max_new_tokens - 1 <= warmup:
-            return step, None, 0
+            return eager, None, 0
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):
             for _ in range(warmup):
-                step()
+                eager()
         torch.cuda.current_stream(device).wait_stream(side)
-        try:
-            graph = torch.cuda.CUDAGraph()
-            if generator is not None:
-                graph.register_generator_state(generator)
-            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                step()
-        except Exception as error:  # noqa: BLE001 - any capture failure: run eagerly
-            message = f"{type(error).__name__}: {error}".splitlines()[0][:300]
-            logger.warning("CUDA graph capture failed, decoding eagerly: %s", message)
-            self.last_graph_error = message
-            torch.cuda.synchronize(device)
-            return step, message, warmup
-        return graph.replay, None, warmup
+        errors = []
+        methods = [self.nucleus] + [m for m in NUCLEUS_METHODS if m != self.nucleus]
+        for nucleus in methods:
+            try:
+                graph = torch.cuda.CUDAGraph()
+                if generator is not None:
+                    graph.register_generator_state(generator)
+                with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                    step(nucleus)
+            except Exception as error:  # noqa: BLE001 - any capture failure: next way
+                message = f"{type(error).__name__}: {error}".splitlines()[0][:200]
+                logger.warning("CUDA graph capture (%s nucleus) failed: %s", nucleus, message)
+                errors.append(f"{nucleus}: {message}")
+                torch.cuda.synchronize(device)
+                continue
+            self.last_nucleus = nucleus
+            if errors:
+                self.last_graph_error = "; ".join(errors)
+                return graph.replay, None, warmup
+            return graph.replay, None, warmup
+        self.last_graph_error = "; ".join(errors)
+        return eager, self.last_graph_error, warmup
 
 
 def _cache_keyword(model: PreTrainedModel) -> str:

@@ -175,9 +175,16 @@ class TransformersBackend:
 
     @property
     def last_graph_error(self) -> str | None:
-        """Why the last batch's CUDA graph could not be captured (it then ran eagerly)."""
+        """Why the last batch's CUDA graph could not be captured with the default way of
+        finding the nucleus (then another way, or eager decoding, ran)."""
         decoder = self._graph_decoder
         return None if decoder is None else decoder.last_graph_error
+
+    @property
+    def last_nucleus(self) -> str | None:
+        """How the last batch's graph found the top-p set ("sort" or "bisect")."""
+        decoder = self._graph_decoder
+        return None if decoder is None else decoder.last_nucleus
 
     @classmethod
     def load(
