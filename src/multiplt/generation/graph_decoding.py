@@ -107,12 +107,18 @@ def sample_tokens(
     :func:`nucleus_bisect` (same set)."""
     if temperature == 0:
         return logits.argmax(dim=-1)
-    scores = logits.float() / temperature
     tokens = None
     if top_p < 1.0 and nucleus == "sort":
-        scores, tokens = nucleus_sorted(scores, top_p)
-    probs = torch.softmax(scores, dim=-1)
-    if top_p < 1.0 and nucleus == "bisect":
+        # Sorted in the model's own dtype (bf16 keys: half the radix passes of float32);
+        # dividing by the temperature keeps the order.
+        logits, tokens = torch.sort(logits, dim=-1, descending=True)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1.0 and nucleus == "sort":
+        before = probs.cumsum(dim=-1) - probs
+        keep = before < top_p
+        keep[:, 0] = True
+        probs = probs.masked_fill(~keep, 0.0)
+    elif top_p < 1.0:
         probs = probs.masked_fill(~nucleus_bisect(probs, top_p), 0.0)
     race = torch.empty_like(probs).exponential_(generator=generator)
     # A zero draw would make 0 / 0 for a token outside the nucleus.
@@ -343,35 +349,41 @@ class GraphDecoder:
 
         model = self.model
         device = input_ids.device
-        input_ids = input_ids.repeat_interleave(samples, dim=0)
-        attention_mask = attention_mask.repeat_interleave(samples, dim=0).bool()
-        rows, prompt_length = input_ids.shape
-        padding = prompt_length - attention_mask.sum(dim=1)  # left padding of each row
+        prompts, prompt_length = input_ids.shape
+        rows = prompts * samples
+        prompt_padding = prompt_length - attention_mask.sum(dim=1)  # left padding
         positions = torch.arange(prompt_length, device=device)
-        if not bool((attention_mask == (positions >= padding[:, None])).all()):
+        if not bool((attention_mask.bool() == (positions >= prompt_padding[:, None])).all()):
             raise ValueError("the prompts must be padded on the left")
+        padding = prompt_padding.repeat_interleave(samples)  # each row's
         cache_length = prompt_length + max_new_tokens
-        cache = StaticCache(config=model.config, max_cache_len=cache_length)
         cache_keyword = _cache_keyword(model)
         keys = torch.arange(cache_length, device=device)
         valid = keys >= padding[:, None]  # [rows, cache_length]: not left padding
 
-        # Prefill. A padding position attends to itself only, so that no row of the mask is
-        # empty (which gives NaN that would then reach the cache).
+        # Prefill, each prompt once; its keys and values are then copied to its samples' rows.
+        # A padding position attends to itself only, so that no row of the mask is empty
+        # (which gives NaN that would then reach the cache).
+        prompt_cache = StaticCache(config=model.config, max_cache_len=cache_length)
+        prompt_valid = keys >= prompt_padding[:, None]
         causal = keys[None, :] <= positions[:, None]  # [prompt, cache]
-        mask = causal & (valid[:, None, :] | (keys[None, :] == positions[:, None]))
+        mask = causal & (prompt_valid[:, None, :] | (keys[None, :] == positions[:, None]))
         output = model(
             input_ids=input_ids,
             attention_mask=mask[:, None],
-            position_ids=(positions - padding[:, None]).clamp_min(0),
+            position_ids=(positions - prompt_padding[:, None]).clamp_min(0),
             use_cache=True,
             logits_to_keep=1,
-            **{cache_keyword: cache},
+            **{cache_keyword: prompt_cache},
         )
-        generated = torch.empty(rows, max_new_tokens, dtype=torch.long, device=device)
-        token = sample_tokens(output.logits[:, -1], temperature, top_p, generator, self.nucleus)
-        generated[:, 0] = token
+        logits = output.logits[:, -1].repeat_interleave(samples, dim=0)
         del output
+        cache = _expanded_cache(prompt_cache, samples, model.config, cache_length)
+        del prompt_cache
+        generated = torch.empty(rows, max_new_tokens, dtype=torch.long, device=device)
+        token = sample_tokens(logits, temperature, top_p, generator, self.nucleus)
+        generated[:, 0] = token
+        del logits
 
         # Static state of one decode step.
         token = token.unsqueeze(1).clone()
@@ -476,6 +488,25 @@ class GraphDecoder:
             return graph.replay, None, warmup
         self.last_graph_error = "; ".join(errors)
         return eager, self.last_graph_error, warmup
+
+
+def _expanded_cache(prompt_cache: Any, samples: int, config: Any, cache_length: int) -> Any:
+    """A static cache with each row of ``prompt_cache`` repeated ``samples`` times."""
+    from transformers import StaticCache
+
+    if samples == 1:
+        return prompt_cache
+    cache = StaticCache(config=config, max_cache_len=cache_length)
+    if len(cache.layers) != len(prompt_cache.layers):
+        raise ValueError("a static cache of unexpected structure")
+    for layer, prompt_layer in zip(cache.layers, prompt_cache.layers, strict=True):
+        keys = prompt_layer.keys.repeat_interleave(samples, dim=0)
+        values = prompt_layer.values.repeat_interleave(samples, dim=0)
+        layer.lazy_initialization(keys, values)  # allocates the buffers (static addresses)
+        layer.keys.copy_(keys)
+        layer.values.copy_(values)
+        layer.cumulative_length.copy_(prompt_layer.cumulative_length)
+    return cache
 
 
 def _cache_keyword(model: PreTrainedModel) -> str:
