@@ -10,8 +10,9 @@ with the same number of parallel workers:
   evaluator does (one subprocess per program; here each one sandboxed);
 * ``ours cold``: our engine, one sandbox per batch, one runtime process per program;
 * ``ours``: our engine with warm runtimes (R, Racket), the default;
-* ``floor``: the bare interpreter starting on an empty program, unsandboxed: the start-up
-  cost that a one-process-per-program design can never go below.
+* ``floor``: the bare interpreter starting on an otherwise empty program that loads the test
+  library MultiPL-E's programs load (luaunit, rackunit), unsandboxed: the start-up cost that a
+  one-process-per-program design can never go below.
 
 It prints programs per second and the ratios the issue asks for: ours / fresh (target ≥ 5×
 overall) and ours' time per program / floor's (target ≤ 2 for Lua, OCaml, R and Racket).
@@ -42,10 +43,11 @@ REPO = Path(__file__).resolve().parents[1]
 MULTIPL_E = REPO.parent / "shared" / "benchmarks" / "multipl-e"
 HANDWRITTEN = REPO / "tests" / "data" / "handwritten_completions.json"
 
-# What each runtime loads before a MultiPL-E program can start: the floor of its start-up.
+# What each runtime loads before a MultiPL-E program's tests can run (the runtime and the
+# test library every MultiPL-E program of that language requires): the floor of its start-up.
 EMPTY_PROGRAMS = {
     "py": "",
-    "lua": "",
+    "lua": "require('luaunit')\n",
     "ml": "",
     "r": "",
     "rkt": "#lang racket\n(require rackunit)\n",

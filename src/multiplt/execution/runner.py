@@ -112,6 +112,14 @@ class Batch:
         return env
 
 
+def _exit_notifier(pid: int) -> int:
+    """A pidfd that becomes readable when ``pid`` exits (Linux 5.3+), or -1."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return -1
+
+
 def _decode(data: bytes, limit: int) -> str:
     return data[:limit].decode("utf-8", errors="ignore")
 
@@ -211,22 +219,32 @@ class ColdRun:
         else:
             deadline = started + batch.timeout_s
         clock_started = started if ready_fd < 0 else None
+        exit_fd = _exit_notifier(process.pid)
+        if exit_fd >= 0:
+            selector.register(exit_fd, selectors.EVENT_READ, "exit")
         killed_for: str | None = None
         timed_out = False
-        open_streams = 2
-        while open_streams:
+        open_streams, exited = 2, False
+        while open_streams or not exited:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 timed_out = clock_started is not None
                 killed_for = None if timed_out else "startup"
                 break
-            # A background process may hold the pipes open after the program has exited;
-            # polling now and then notices the exit, as MultiPL-E's evaluator does.
-            events = selector.select(min(remaining, _EXIT_POLL_S))
-            if not events and process.poll() is not None:
+            # Once the program has exited, only drain what its pipes already hold: a
+            # background process may keep them open. Without a pidfd, poll for the exit.
+            wait = 0.0 if exited else remaining if exit_fd >= 0 else min(remaining, _EXIT_POLL_S)
+            events = selector.select(wait)
+            if exit_fd < 0 and not exited:
+                exited = process.poll() is not None
+            if exited and not events:
                 break
             for event, _ in events:
                 name = event.data
+                if name == "exit":
+                    exited = True
+                    selector.unregister(exit_fd)
+                    continue
                 if name == "ready":
                     os.read(ready_fd, 1)
                     selector.unregister(ready_fd)
@@ -245,13 +263,8 @@ class ColdRun:
                 killed_for = "output"
                 break
         selector.close()
-        if not (killed_for or timed_out):
-            # The streams are closed, but the program may still be running without them.
-            try:
-                process.wait(timeout=max(deadline - time.monotonic(), 0.0))
-            except subprocess.TimeoutExpired:
-                timed_out = clock_started is not None
-                killed_for = None if timed_out else "startup"
+        if exit_fd >= 0:
+            os.close(exit_fd)
         if killed_for or timed_out:
             _kill_group(process.pid)
         exit_code = process.wait()
