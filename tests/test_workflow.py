@@ -102,7 +102,7 @@ def test_evaluation_workflow_end_to_end(tmp_path: Path, tiny_model: Path) -> Non
     )
     configs = ["--configfile", str(REPO / "config" / "demo.yaml"), str(overrides)]
     targets = ["evaluation", "results/figures/pass1/all.png", "results/tables/pass1/lua.md"]
-    result = snakemake(tmp_path, "--cores", "2", *configs, *targets)
+    result = snakemake(tmp_path, *targets, "--cores", "2", *configs)
     assert result.returncode == 0, result.stderr[-4000:]
 
     tables = tmp_path / "results" / "pass_at_k"
@@ -127,5 +127,5 @@ def test_evaluation_workflow_end_to_end(tmp_path: Path, tiny_model: Path) -> Non
     assert "| humaneval Lua |" in only_lua and "| humaneval R |" not in only_lua
     assert (tmp_path / "results" / "figures" / "pass1" / "all.png").stat().st_size > 0
 
-    rerun = snakemake(tmp_path, "-n", "--cores", "2", *configs, *targets)
+    rerun = snakemake(tmp_path, *targets, "-n", "--cores", "2", *configs)
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
