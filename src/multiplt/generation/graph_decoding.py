@@ -460,7 +460,7 @@ class GraphDecoder:
         eager = functools.partial(step, self.nucleus)
         if not use_graphs or device.type != "cuda" or max_new_tokens - 1 <= warmup:
             return eager, None, 0
-        side = torch.cuda.Stream(device)
+        side = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):
             for _ in range(warmup):
@@ -499,7 +499,11 @@ def _expanded_cache(prompt_cache: Any, samples: int, config: Any, cache_length: 
     cache = StaticCache(config=config, max_cache_len=cache_length)
     if len(cache.layers) != len(prompt_cache.layers):
         raise ValueError("a static cache of unexpected structure")
-    for layer, prompt_layer in zip(cache.layers, prompt_cache.layers, strict=True):
+    # Static layers of attention models only (checked above by structure); typed loosely
+    # because transformers' cache layers are a union with linear-attention and dummy layers.
+    layers: list[Any] = list(cache.layers)
+    prompt_layers: list[Any] = list(prompt_cache.layers)
+    for layer, prompt_layer in zip(layers, prompt_layers, strict=True):
         keys = prompt_layer.keys.repeat_interleave(samples, dim=0)
         values = prompt_layer.values.repeat_interleave(samples, dim=0)
         layer.lazy_initialization(keys, values)  # allocates the buffers (static addresses)
@@ -518,7 +522,7 @@ def _cache_keyword(model: PreTrainedModel) -> str:
 def _record(device: torch.device) -> Any:
     if device.type != "cuda":
         return None
-    event = torch.cuda.Event()
+    event = torch.cuda.Event()  # type: ignore[no-untyped-call]
     event.record(torch.cuda.current_stream(device))
     return event
 
