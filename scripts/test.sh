@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
+bash scripts/install-slurm.sh   # a real single-node SLURM for tests/test_slurm.py
 source .venv/bin/activate
 python -m pytest "$@"
