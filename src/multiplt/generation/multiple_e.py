@@ -18,6 +18,7 @@ from multiplt.multiple.references import completions_record
 
 __all__ = ["load_problems", "problem_requests", "write_completions_dir"]
 
+
 def problem_requests(
     problems: Iterable[dict[str, Any]], params: SamplingParams
 ) -> list[GenerationRequest]:
