@@ -4,22 +4,13 @@
 # (.venv) with the package. Safe to run again; it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/debian.sh
 
 apt_packages=(
   python3 python3-venv bubblewrap procps   # the sandbox runs the batch runner with /usr/bin/python3
   lua5.3 lua-unit r-base-core ocaml-nox racket
 )
-missing=()
-for package in "${apt_packages[@]}"; do
-  dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null | grep -qx installed \
-    || missing+=("$package")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+install_missing_debian_packages "${apt_packages[@]}"
 
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
