@@ -41,20 +41,20 @@ def test_paper_and_demo_configs_are_valid() -> None:
     jsonschema.validate(merged(REPO / "config.yaml", REPO / "config" / "demo.yaml"), SCHEMA)
 
 
-def test_an_unknown_key_is_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("execution:\n  wokers: 3\n", "wokers"),  # an unknown key
+        ("execution:\n  workers: many\n", "'many' is not of type 'integer'"),  # a bad value
+    ],
+    ids=["unknown-key", "mistyped-value"],
+)
+def test_a_bad_config_is_named(tmp_path: Path, content: str, message: str) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("execution:\n  wokers: 3\n")
+    bad.write_text(content)
     result = snakemake(tmp_path, "-n", "--configfile", str(bad))
     assert result.returncode != 0
-    assert "wokers" in result.stdout + result.stderr
-
-
-def test_a_mistyped_value_is_named(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("execution:\n  workers: many\n")
-    result = snakemake(tmp_path, "-n", "--configfile", str(bad))
-    assert result.returncode != 0
-    assert "'many' is not of type 'integer'" in result.stdout + result.stderr
+    assert message in result.stdout + result.stderr
 
 
 def test_lint_is_clean(tmp_path: Path) -> None:
