@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from multiplt.generation.params import GenerationRequest, SamplingParams
-from multiplt.multiple.files import BadInputError, write_json_gz
+from multiplt.multiple.files import BadInputError
 from multiplt.multiple.problems import load_problems
-from multiplt.multiple.references import completions_record
+from multiplt.multiple.references import write_completion_files
 
 __all__ = ["load_problems", "problem_requests", "write_completions_dir"]
 
@@ -46,18 +46,11 @@ def write_completions_dir(
     for problem in problems:
         if not completions.get(problem["name"]):
             raise BadInputError(f"no completions for problem {problem['name']!r}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for problem in problems:
-        record = completions_record(
-            problem,
-            list(completions[problem["name"]]),
-            temperature=params.temperature,
-            top_p=params.top_p,
-            max_tokens=params.max_new_tokens,
-        )
-        path = out_dir / f"{problem['name']}.json.gz"
-        write_json_gz(path, record)
-        written.append(path)
-    return written
+    return write_completion_files(
+        problems,
+        completions,
+        Path(out_dir),
+        temperature=params.temperature,
+        top_p=params.top_p,
+        max_tokens=params.max_new_tokens,
+    )

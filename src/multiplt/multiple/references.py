@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +37,21 @@ def completions_record(
 
 
 def write_completion_files(
-    problems: Iterable[dict[str, Any]], answers: dict[str, list[str]], out_dir: Path
+    problems: Iterable[dict[str, Any]],
+    answers: Mapping[str, Sequence[str]],
+    out_dir: Path,
+    **sampling: Any,
 ) -> list[Path]:
-    """One ``NAME.json.gz`` per problem that has answers."""
+    """One ``NAME.json.gz`` per problem that has answers, each written atomically;
+    ``sampling`` (temperature, top_p, max_tokens) is recorded as MultiPL-E does."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for problem in problems:
         if problem["name"] in answers:
             path = out_dir / f"{problem['name']}.json.gz"
-            write_json_gz(path, completions_record(problem, answers[problem["name"]]))
+            record = completions_record(problem, list(answers[problem["name"]]), **sampling)
+            write_json_gz(path, record)
             written.append(path)
-    out_dir.mkdir(parents=True, exist_ok=True)
     return written
 
 
