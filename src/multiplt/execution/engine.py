@@ -222,6 +222,13 @@ class _Watchdog:
         self.thread.join()
 
 
+def _last_byte(path: Path) -> bytes:
+    """The file's last byte, without reading a checkpoint of a large batch whole again."""
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1)
+
+
 class _CheckpointWriter:
     """Appends results as JSON lines, flushed one by one so a kill loses at most one line."""
 
@@ -233,7 +240,7 @@ class _CheckpointWriter:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.handle = self.path.open("a", encoding="utf-8")
-            if self.handle.tell() > 0 and not self.path.read_bytes().endswith(b"\n"):
+            if self.handle.tell() > 0 and _last_byte(self.path) != b"\n":
                 self.handle.write("\n")  # end the line a crash cut short
         return self
 
