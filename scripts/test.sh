@@ -5,4 +5,6 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 bash scripts/install-slurm.sh   # a real single-node SLURM for tests/test_slurm.py
 source .venv/bin/activate
+# SLURM's and munge's daemons live in sbin, which a login shell's PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
 python -m pytest "$@"
