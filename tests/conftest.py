@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
+
+# Without a GPU, Triton's kernels run in its interpreter on CPU tensors
+# (tests/test_nucleus_kernels.py). Triton reads this once, when it is first imported.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from multiplt.execution.engine import ExecutionEngine
 from multiplt.execution.limits import Limits
