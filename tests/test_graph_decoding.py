@@ -5,6 +5,9 @@ and stop sequences."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import pytest
 
 torch = pytest.importorskip("torch", reason="needs torch and transformers")
@@ -124,19 +127,30 @@ def test_samples_follow_the_filtered_distribution(
     assert torch.allclose(frequencies, expected.double(), atol=0.01)
 
 
-def test_decoding_with_bisected_nucleus_runs(tiny) -> None:
+@pytest.mark.parametrize("nucleus", ["bisect", "fused"])
+def test_decoding_with_other_nucleus_methods_runs(tiny, nucleus: str) -> None:
+    if nucleus == "fused" and importlib.util.find_spec("triton") is None:
+        pytest.skip("Triton is not installed")
+    if nucleus == "fused" and os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("Triton runs CPU tensors in its interpreter only (GPU: *_cuda.py)")
     model, tokenizer = tiny
-    encoded = tokenizer(PROMPTS, return_tensors="pt", padding=True)
-    decoded = GraphDecoder(model, nucleus="bisect").decode(
+    encoded = tokenizer(PROMPTS[:2], return_tensors="pt", padding=True)
+    decoded = GraphDecoder(model, nucleus=nucleus).decode(
         encoded["input_ids"],
         encoded["attention_mask"],
         samples=2,
-        max_new_tokens=8,
+        max_new_tokens=3,  # few: without a GPU, Triton's interpreter runs the fused kernels
         temperature=0.8,
         top_p=0.95,
         generator=torch.Generator().manual_seed(0),
     )
-    assert decoded.tokens.shape == (6, 8) and decoded.lengths == [8] * 6
+    assert decoded.tokens.shape == (4, 3) and decoded.lengths == [3] * 4
+    assert bool(((decoded.tokens >= 0) & (decoded.tokens < len(tokenizer))).all())
+
+
+def test_unknown_nucleus_method_is_refused(tiny) -> None:
+    with pytest.raises(ValueError, match="nucleus must be auto or one of"):
+        GraphDecoder(tiny[0], nucleus="topk")
 
 
 def test_sampling_is_seeded() -> None:

@@ -59,7 +59,7 @@ def make_backend(
     ``batch_size`` is the number of sequences (prompts x samples) per forward pass for
     transformers (default: 256 on GPUs, 32 on CPUs), and the number of prompts handed to
     vLLM's scheduler at a time (default 256).
-    ``compile`` (transformers on GPU) uses a static KV cache and torch.compile.
+    ``compile`` (transformers on GPU) compiles the model with torch.compile.
     """
     chosen = choose_backend(kind)
     if chosen == "vllm":

@@ -122,7 +122,7 @@ def add_complete_parser(commands: argparse._SubParsersAction) -> None:  # type: 
     complete.add_argument("--device", default="auto", help="transformers: auto, cpu, cuda...")
     complete.add_argument("--tensor-parallel-size", type=positive_int, default=1, help="vLLM: GPUs")
     complete.add_argument(
-        "--compile", action="store_true", help="transformers on GPU: static cache + torch.compile"
+        "--compile", action="store_true", help="transformers on GPU: torch.compile the model"
     )
     complete.add_argument(
         "--threads", type=positive_int, help="CPU threads for torch (a rule's `threads`)"

@@ -31,6 +31,7 @@ layer and step).
 from __future__ import annotations
 
 import functools
+import importlib.util
 import inspect
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -92,7 +93,15 @@ def nucleus_bisect(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     return bits >= high
 
 
-NUCLEUS_METHODS = ("sort", "bisect")
+NUCLEUS_METHODS = ("fused", "sort", "bisect")
+
+
+def default_nucleus(device: torch.device) -> str:
+    """ "fused" (Triton kernels, :mod:`~multiplt.generation.nucleus_kernels`) on CUDA where
+    Triton is installed, else "sort"."""
+    if device.type == "cuda" and importlib.util.find_spec("triton") is not None:
+        return "fused"
+    return "sort"
 
 
 def sample_tokens(
@@ -103,10 +112,15 @@ def sample_tokens(
     nucleus: str = "sort",
 ) -> torch.Tensor:
     """One token per row of ``logits`` ([rows, vocabulary]); greedy when temperature is 0.
-    ``nucleus``: how the top-p set is found, :func:`nucleus_sorted` or
-    :func:`nucleus_bisect` (same set)."""
+    ``nucleus``: how the top-p set is found, :func:`nucleus_sorted`, :func:`nucleus_bisect`
+    or the Triton kernels of :func:`~multiplt.generation.nucleus_kernels.fused_nucleus_sample`
+    (same set)."""
     if temperature == 0:
         return logits.argmax(dim=-1)
+    if nucleus == "fused":
+        from multiplt.generation.nucleus_kernels import fused_nucleus_sample
+
+        return fused_nucleus_sample(logits, exponential_race(logits, generator), temperature, top_p)
     tokens = None
     if top_p < 1.0 and nucleus == "sort":
         # Sorted in the model's own dtype (bf16 keys: half the radix passes of float32);
@@ -120,13 +134,18 @@ def sample_tokens(
         probs = probs.masked_fill(~keep, 0.0)
     elif top_p < 1.0:
         probs = probs.masked_fill(~nucleus_bisect(probs, top_p), 0.0)
-    race = torch.empty_like(probs).exponential_(generator=generator)
-    # A zero draw would make 0 / 0 for a token outside the nucleus.
-    race.clamp_min_(torch.finfo(race.dtype).tiny)
-    choice = (probs / race).argmax(dim=-1)
+    choice = (probs / exponential_race(probs, generator)).argmax(dim=-1)
     if tokens is None:
         return choice
     return tokens.gather(1, choice.unsqueeze(1)).squeeze(1)
+
+
+def exponential_race(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Independent Exp(1) draws (float32) shaped like ``logits``, none of them zero (a zero
+    would make 0 / 0 for a token outside the nucleus)."""
+    race = torch.empty(logits.shape, dtype=torch.float32, device=logits.device)
+    race.exponential_(generator=generator)
+    return race.clamp_min_(torch.finfo(race.dtype).tiny)
 
 
 # --- attention ------------------------------------------------------------------------------
@@ -306,15 +325,22 @@ class GraphDecoder:
     check_every: int = 32
     use_graphs: bool | None = None
     warmup_steps: int = 2
-    # How the top-p set is found in the graph: "sort" or "bisect"; where a graph with one
-    # cannot be captured, the other is tried, then eager decoding.
-    nucleus: str = "sort"
+    # How the top-p set is found: "fused", "sort", "bisect" or "auto" (default_nucleus);
+    # where a graph with one cannot be captured, the others are tried, then eager decoding.
+    nucleus: str = "auto"
+    # torch.compile the model for the decoding steps (Inductor fuses the norms and
+    # element-wise ops, inside our graph): about a sixth off a 1B model's step on a GPU,
+    # for a compilation of a minute or so (and another for the first change of shape).
+    compile: bool = False
     last_graph_error: str | None = field(default=None, init=False)
     last_nucleus: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        if self.nucleus not in NUCLEUS_METHODS:
-            raise ValueError(f"nucleus must be one of {NUCLEUS_METHODS}, got {self.nucleus!r}")
+        if self.nucleus not in ("auto", *NUCLEUS_METHODS):
+            raise ValueError(
+                f"nucleus must be auto or one of {NUCLEUS_METHODS}, got {self.nucleus!r}"
+            )
+        self._compiled: Any = None
 
     def decode(
         self,
@@ -381,7 +407,8 @@ class GraphDecoder:
         cache = _expanded_cache(prompt_cache, samples, model.config, cache_length)
         del prompt_cache
         generated = torch.empty(rows, max_new_tokens, dtype=torch.long, device=device)
-        token = sample_tokens(logits, temperature, top_p, generator, self.nucleus)
+        nucleus = default_nucleus(device) if self.nucleus == "auto" else self.nucleus
+        token = sample_tokens(logits, temperature, top_p, generator, nucleus)
         generated[:, 0] = token
         del logits
 
@@ -389,10 +416,11 @@ class GraphDecoder:
         token = token.unsqueeze(1).clone()
         cache_position = torch.full((), prompt_length, dtype=torch.long, device=device)
         index = torch.ones((), dtype=torch.long, device=device)
+        step_model = self._step_model()
 
         def step(nucleus: str) -> None:
             attend = (valid & (keys <= cache_position))[:, None, None, :]
-            logits = model(
+            logits = step_model(
                 input_ids=token,
                 attention_mask=attend,
                 position_ids=(cache_position - padding)[:, None],
@@ -405,7 +433,7 @@ class GraphDecoder:
             cache_position.add_(1)
             index.add_(1)
 
-        run, graph_error, done = self._runner(step, generator, max_new_tokens, device)
+        run, graph_error, done = self._runner(step, nucleus, generator, max_new_tokens, device)
         host = torch.empty(
             (rows, max_new_tokens), dtype=torch.long, pin_memory=device.type == "cuda"
         )
@@ -444,9 +472,17 @@ class GraphDecoder:
             host[:, :copied].clone(), lengths, steps, graph_error is None and done > 0, graph_error
         )
 
+    def _step_model(self) -> Callable[..., Any]:
+        if not self.compile:
+            return self.model
+        if self._compiled is None:
+            self._compiled = torch.compile(self.model)
+        return self._compiled  # type: ignore[no-any-return]
+
     def _runner(
         self,
         step: Callable[[str], None],
+        nucleus: str,
         generator: torch.Generator | None,
         max_new_tokens: int,
         device: torch.device,
@@ -455,9 +491,9 @@ class GraphDecoder:
         graph; and how many steps were run here (the warm-up before capturing decodes)."""
         use_graphs = device.type == "cuda" if self.use_graphs is None else self.use_graphs
         self.last_graph_error = None
-        self.last_nucleus = self.nucleus
+        self.last_nucleus = nucleus
         warmup = min(self.warmup_steps, max_new_tokens - 1)
-        eager = functools.partial(step, self.nucleus)
+        eager = functools.partial(step, nucleus)
         if not use_graphs or device.type != "cuda" or max_new_tokens - 1 <= warmup:
             return eager, None, 0
         side = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
@@ -467,24 +503,22 @@ class GraphDecoder:
                 eager()
         torch.cuda.current_stream(device).wait_stream(side)
         errors = []
-        methods = [self.nucleus] + [m for m in NUCLEUS_METHODS if m != self.nucleus]
-        for nucleus in methods:
+        methods = [nucleus] + [m for m in NUCLEUS_METHODS if m != nucleus]
+        for method in methods:
             try:
                 graph = torch.cuda.CUDAGraph()
                 if generator is not None:
                     graph.register_generator_state(generator)
                 with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                    step(nucleus)
+                    step(method)
             except Exception as error:  # noqa: BLE001 - any capture failure: next way
                 message = f"{type(error).__name__}: {error}".splitlines()[0][:200]
-                logger.warning("CUDA graph capture (%s nucleus) failed: %s", nucleus, message)
-                errors.append(f"{nucleus}: {message}")
+                logger.warning("CUDA graph capture (%s nucleus) failed: %s", method, message)
+                errors.append(f"{method}: {message}")
                 torch.cuda.synchronize(device)
                 continue
-            self.last_nucleus = nucleus
-            if errors:
-                self.last_graph_error = "; ".join(errors)
-                return graph.replay, None, warmup
+            self.last_nucleus = method
+            self.last_graph_error = "; ".join(errors) or None
             return graph.replay, None, warmup
         self.last_graph_error = "; ".join(errors)
         return eager, self.last_graph_error, warmup

@@ -143,12 +143,13 @@ class TransformersBackend:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     batch_size: int = 64
-    # Static KV cache + torch.compile (CUDA graphs): removes Python overhead from each step
-    # on GPUs, at the price of a compilation for each new batch shape.
+    # torch.compile the model: inside the graphs decoder's CUDA graph (fused kernels), or
+    # for generate with a static KV cache; faster steps on GPUs for a compilation of a
+    # minute or so (and another at the first change of batch shape).
     compile: bool = False
     # "graphs": our own loop (graph_decoding.py), one CUDA graph replayed per token on GPUs,
     # run eagerly elsewhere; "generate": model.generate; "auto": graphs on CUDA where the
-    # model allows a static cache (and ``compile`` is off), else generate.
+    # model allows a static cache, else generate.
     decoder: str = "auto"
     # Steps between two looks for end-of-text and stop sequences (graphs decoder).
     check_every: int = 32
@@ -167,7 +168,7 @@ class TransformersBackend:
         """The decoder that runs: "graphs" or "generate"."""
         if self.decoder != "auto":
             return self.decoder
-        if self.compile or self.device.type != "cuda":
+        if self.device.type != "cuda":
             return "generate"
         from multiplt.generation.graph_decoding import unsupported_reason
 
@@ -182,7 +183,7 @@ class TransformersBackend:
 
     @property
     def last_nucleus(self) -> str | None:
-        """How the last batch's graph found the top-p set ("sort" or "bisect")."""
+        """How the last batch's graph found the top-p set ("fused", "sort" or "bisect")."""
         decoder = self._graph_decoder
         return None if decoder is None else decoder.last_nucleus
 
@@ -262,7 +263,9 @@ class TransformersBackend:
         from multiplt.generation.graph_decoding import GraphDecoder, StopScanner
 
         if self._graph_decoder is None:
-            self._graph_decoder = GraphDecoder(self.model, check_every=self.check_every)
+            self._graph_decoder = GraphDecoder(
+                self.model, check_every=self.check_every, compile=self.compile
+            )
         params = batch.params
         prompts = [request.prompt for request in batch.requests]
         encoded = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
