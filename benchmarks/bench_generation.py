@@ -20,10 +20,13 @@ switched off so that every sequence runs to the full length and all rows do the 
 * ``transformers+compile``: static KV cache and torch.compile (GPU only), after a warm-up
   run that compiles;
 * ``transformers+graphs``: our backend with its own decoding loop (``decoder="graphs"``,
-  graph_decoding.py): static cache, one CUDA graph replayed per token (eager on CPU); where
-  the graph cannot be captured the row says why and runs eagerly;
+  graph_decoding.py): static cache, one CUDA graph replayed per token (eager on CPU), top-p
+  by the Triton kernels of nucleus_kernels.py where Triton is installed; where the graph
+  cannot be captured the row says why and how it ran;
 * ``transformers+graphs+stop``: the same, looking for the never-occurring stop sequence
   every 32 steps;
+* ``transformers+graphs+compile`` (and ``+stop``): the same with the model compiled by
+  torch.compile inside the graph (GPU only);
 * ``vllm``: where vLLM imports (the model is saved to a temporary directory first).
 
 Each row runs once to warm up (excluded) and is then timed. It prints a Markdown table of
@@ -198,6 +201,8 @@ TRANSFORMERS_ROWS = {
     "transformers+compile+stop": ("generate", True, (NEVER,)),
     "transformers+graphs": ("graphs", False, ()),
     "transformers+graphs+stop": ("graphs", False, (NEVER,)),
+    "transformers+graphs+compile": ("graphs", True, ()),
+    "transformers+graphs+compile+stop": ("graphs", True, (NEVER,)),
 }
 
 
@@ -227,8 +232,10 @@ def run_rows(setup: Setup, rows: list[str]) -> list[Row]:
                 setup.device,
                 setup.repeats,
             )
-            if decoder == "graphs" and backend.last_graph_error:
-                row.note = f"{backend.last_nucleus} nucleus; {backend.last_graph_error}"
+            if decoder == "graphs" and row.error is None:
+                row.note = f"{backend.last_nucleus} nucleus"
+                if backend.last_graph_error:
+                    row.note += f"; {backend.last_graph_error}"
                 print(f"  {name}: {row.note}", file=sys.stderr)
             results.append(row)
     if "vllm" in rows:
@@ -243,6 +250,8 @@ def default_rows(device: str) -> list[str]:
     if device.startswith("cuda"):
         rows += ["transformers+compile", "transformers+compile+stop"]
     rows += ["transformers+graphs", "transformers+graphs+stop"]
+    if device.startswith("cuda"):
+        rows += ["transformers+graphs+compile", "transformers+graphs+compile+stop"]
     if device.startswith("cuda") and vllm_is_installed():
         rows.append("vllm")
     return rows
