@@ -31,16 +31,19 @@ from multiplt.generation.nucleus_kernels import DEFAULT_LAUNCH, Launch, fused_nu
 TEMPERATURE, TOP_P = 0.8, 0.95
 LAUNCHES = [
     DEFAULT_LAUNCH,
-    Launch(block=256, target_splits=16, num_warps=4),
-    Launch(block=1024, target_splits=16, num_warps=8),
-    Launch(block=512, target_splits=8, num_warps=4),
-    Launch(block=512, target_splits=32, num_warps=4),
-    Launch(block=256, target_splits=32, num_warps=2),
+    Launch(ways=2),
+    Launch(ways=8),
+    Launch(ways=16),
+    Launch(ways=4, block=1024, num_warps=8),
+    Launch(ways=4, target_splits=8),
 ]
 
 
-def graph_milliseconds(run: Callable[[], torch.Tensor], replays: int = 50) -> float:
-    """Median milliseconds of one replay of ``run`` captured in a CUDA graph."""
+def graph_milliseconds(
+    run: Callable[[], torch.Tensor], generator: torch.Generator, replays: int = 50
+) -> float:
+    """Median milliseconds of one replay of ``run`` (drawing from ``generator``) captured
+    in a CUDA graph."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -48,6 +51,7 @@ def graph_milliseconds(run: Callable[[], torch.Tensor], replays: int = 50) -> fl
             run()  # compiles the kernels, warms the allocator
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
+    graph.register_generator_state(generator)
     with torch.cuda.graph(graph):
         run()
     times = []
@@ -74,7 +78,8 @@ def regime_rows(regime: str, logits: torch.Tensor, generator: torch.Generator) -
     expected = reference_tokens(logits, race)
     timings = {
         nucleus: graph_milliseconds(
-            lambda nucleus=nucleus: sample_tokens(logits, TEMPERATURE, TOP_P, generator, nucleus)
+            lambda nucleus=nucleus: sample_tokens(logits, TEMPERATURE, TOP_P, generator, nucleus),
+            generator,
         )
         for nucleus in ("sort", "bisect")
     }
@@ -89,9 +94,13 @@ def regime_rows(regime: str, logits: torch.Tensor, generator: torch.Generator) -
         ms = graph_milliseconds(
             lambda launch=launch: fused_nucleus_sample(
                 logits, exponential_race(logits, generator), TEMPERATURE, TOP_P, launch
-            )
+            ),
+            generator,
         )
-        settings = f"block {launch.block}, splits {launch.target_splits}, warps {launch.num_warps}"
+        settings = (
+            f"{launch.ways} ways, block {launch.block}, splits {launch.target_splits},"
+            f" warps {launch.num_warps}"
+        )
         same = "yes" if torch.equal(drawn, expected) else "NO"
         lines.append(
             f"| {regime} | fused | {settings} | {ms:.3f} | {baseline / ms:.1f}x | {same} |"

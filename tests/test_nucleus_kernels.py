@@ -61,11 +61,14 @@ def test_order_keys_order_as_the_floats_do(kernels: ModuleType, dtype, passes: i
     assert keys[3] + 1 == keys[4]  # -0.0 just before 0.0
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
     assert kernels.search_interval(dtype) == (keys[0] - 1, keys[-1])
-    assert kernels.passes_needed(dtype) == passes
+    assert kernels.passes_needed(dtype, ways=16) == passes
+    assert kernels.passes_needed(dtype, ways=4) == 2 * passes
 
 
-@pytest.mark.parametrize("top_p", [0.3, 0.9, 0.95])
-def test_the_nucleus_boundary_is_the_sorted_ones(kernels: ModuleType, top_p: float) -> None:
+@pytest.mark.parametrize(("top_p", "ways"), [(0.3, 4), (0.9, 4), (0.95, 4), (0.9, 16)])
+def test_the_nucleus_boundary_is_the_sorted_ones(
+    kernels: ModuleType, top_p: float, ways: int
+) -> None:
     """The race is rigged so that each row's first excluded token would win if it were
     kept, and its last kept token wins otherwise: the kernel must pick the latter."""
     logits = random_logits(1)
@@ -76,7 +79,7 @@ def test_the_nucleus_boundary_is_the_sorted_ones(kernels: ModuleType, top_p: flo
     rows = torch.arange(ROWS, device=DEVICE)
     race[rows, first_excluded] = 1e-30
     race[rows, last_kept] = 1e-29
-    chosen = kernels.fused_nucleus_sample(logits, race, 0.7, top_p)
+    chosen = kernels.fused_nucleus_sample(logits, race, 0.7, top_p, kernels.Launch(ways=ways))
     assert torch.equal(chosen, last_kept)
 
 

@@ -6,13 +6,13 @@ fixed number of passes over the logits (which stay in L2):
 
 1. per row, the maximum and the sum of ``e_i = 2^(x_i - max)`` with
    ``x = logits * log2(e) / temperature`` (an online softmax): ``p_i = e_i / Z``;
-2. the nucleus threshold, by a ``WAYS``-ary search over the logits' order keys (the bit
+2. the nucleus threshold, by a ``ways``-ary search over the logits' order keys (the bit
    pattern of a float, turned so that integers order as the floats do: 2^16 keys for
    bf16 and fp16 logits, 2^32 for fp32). Token ``i`` stays when the mass of the strictly
    more likely tokens is below ``top_p * Z``, that is when its key reaches the smallest
    key ``k`` with ``mass(logits > value(k)) < top_p * Z``. Each pass measures the mass
-   above ``WAYS`` evenly spaced pivots of the remaining interval and keeps the sub-interval
-   that holds ``k``: four passes of 16 ways for bf16, eight for fp32;
+   above ``ways`` evenly spaced pivots of the remaining interval and keeps the sub-interval
+   that holds ``k``: eight passes of 4 ways for bf16 and fp16 logits, sixteen for fp32;
 3. one draw: the kept token with the largest ``e_i / r_i``, where ``r_i ~ Exp(1)`` are
    drawn by the caller (a seeded ``torch.Generator``): token ``i`` wins with probability
    ``p_i`` over the kept mass.
@@ -34,13 +34,12 @@ import torch
 import triton
 import triton.language as tl
 
-WAYS = 16  # pivots per pass
-
 
 @dataclass(frozen=True)
 class Launch:
     """How the kernels are launched (benchmarks/bench_nucleus.py compares settings)."""
 
+    ways: int = 4  # pivots per search pass (a power of two; 4 was fastest on an H200)
     block: int = 512  # logits per chunk of one program
     target_splits: int = 16  # slices per row (fewer for small vocabularies)
     num_warps: int = 4
@@ -68,7 +67,7 @@ def search_interval(dtype: torch.dtype) -> tuple[int, int]:
     return order_key(-math.inf, dtype) - 1, order_key(math.inf, dtype)
 
 
-def passes_needed(dtype: torch.dtype, ways: int = WAYS) -> int:
+def passes_needed(dtype: torch.dtype, ways: int = DEFAULT_LAUNCH.ways) -> int:
     """Search passes that shrink the starting interval to a single key."""
     low, high = search_interval(dtype)
     width, passes = high - low, 0
@@ -316,9 +315,9 @@ def fused_nucleus_sample(
     # Each pass reads one of each pair and writes the other. Separate tensors, not views
     # of one: Triton's interpreter copies every argument's whole storage back.
     bounds = [torch.empty(rows, 2, device=device, dtype=torch.int64) for _ in range(2)]
-    masses = [torch.empty(rows, splits, WAYS, device=device, dtype=f32) for _ in range(2)]
+    masses = [torch.empty(rows, splits, launch.ways, device=device, dtype=f32) for _ in range(2)]
     last = 0
-    for search in range(passes_needed(logits.dtype) if filtering else 0):
+    for search in range(passes_needed(logits.dtype, launch.ways) if filtering else 0):
         last = search % 2
         previous = 1 - last
         _search_kernel[grid](
@@ -338,7 +337,7 @@ def fused_nucleus_sample(
             SPLITS=splits,
             SPLITS_P2=splits_p2,
             PER_SPLIT=per_split,
-            WAYS=WAYS,
+            WAYS=launch.ways,
             BLOCK=launch.block,
             FIRST=search == 0,
             num_warps=launch.num_warps,
@@ -363,7 +362,7 @@ def fused_nucleus_sample(
         SPLITS=splits,
         SPLITS_P2=splits_p2,
         PER_SPLIT=per_split,
-        WAYS=WAYS,
+        WAYS=launch.ways,
         BLOCK=launch.block,
         FILTER=filtering,
         num_warps=launch.num_warps,
