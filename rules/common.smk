@@ -109,6 +109,8 @@ def generation_options():
     options = [f"--backend {generation['backend']}", f"--dtype {generation['dtype']}"]
     if generation["batch_size"]:
         options.append(f"--batch-size {generation['batch_size']}")
+    if generation.get("compile", False):
+        options.append("--compile")
     return " ".join(options)
 
 

@@ -148,6 +148,27 @@ def test_decoding_with_other_nucleus_methods_runs(tiny, nucleus: str) -> None:
     assert bool(((decoded.tokens >= 0) & (decoded.tokens < len(tokenizer))).all())
 
 
+def test_decoding_goes_on_without_compile_where_it_fails(tiny, monkeypatch) -> None:
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("backend compiler failed")
+
+    monkeypatch.setattr(torch, "compile", lambda model: broken)
+    model, tokenizer = tiny
+    encoded = tokenizer(PROMPTS, return_tensors="pt", padding=True)
+    decoder = GraphDecoder(model, compile=True)
+    decoded = decoder.decode(
+        encoded["input_ids"],
+        encoded["attention_mask"],
+        samples=1,
+        max_new_tokens=4,
+        temperature=0.0,
+        top_p=1.0,
+        generator=None,
+    )
+    assert decoded.tokens.shape == (3, 4)
+    assert not decoder.compile and "backend compiler failed" in decoder.compile_error
+
+
 def test_unknown_nucleus_method_is_refused(tiny) -> None:
     with pytest.raises(ValueError, match="nucleus must be auto or one of"):
         GraphDecoder(tiny[0], nucleus="topk")

@@ -330,10 +330,12 @@ class GraphDecoder:
     nucleus: str = "auto"
     # torch.compile the model for the decoding steps (Inductor fuses the norms and
     # element-wise ops, inside our graph): about a sixth off a 1B model's step on a GPU,
-    # for a compilation of a minute or so (and another for the first change of shape).
+    # for a compilation of 15 s or so (and another at the first change of shape). Where
+    # it fails, decoding goes on without it (compile_error says why).
     compile: bool = False
     last_graph_error: str | None = field(default=None, init=False)
     last_nucleus: str | None = field(default=None, init=False)
+    compile_error: str | None = field(default=None, init=False)  # why compile was dropped
 
     def __post_init__(self) -> None:
         if self.nucleus not in ("auto", *NUCLEUS_METHODS):
@@ -354,11 +356,21 @@ class GraphDecoder:
         generator: torch.Generator | None,
         scanner: StopScanner | None = None,
     ) -> Decoded:
+        arguments = (
+            input_ids, attention_mask, samples, max_new_tokens, temperature, top_p, generator,
+            scanner,
+        )  # fmt: skip
         with torch.inference_mode(), our_attention(self.model):
-            return self._decode(
-                input_ids, attention_mask, samples, max_new_tokens, temperature, top_p,
-                generator, scanner,
-            )  # fmt: skip
+            if not self.compile:
+                return self._decode(*arguments)
+            try:
+                return self._decode(*arguments)
+            except Exception as error:  # noqa: BLE001 - a model torch.compile cannot take
+                # Decoding is the same without it, only slower: say so and go on.
+                self.compile_error = f"{type(error).__name__}: {error}".splitlines()[0][:200]
+                logger.warning("torch.compile failed, decoding without it: %s", self.compile_error)
+                self.compile, self._compiled = False, None
+                return self._decode(*arguments)
 
     def _decode(
         self,

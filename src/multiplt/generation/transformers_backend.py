@@ -143,9 +143,9 @@ class TransformersBackend:
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     batch_size: int = 64
-    # torch.compile the model: inside the graphs decoder's CUDA graph (fused kernels), or
-    # for generate with a static KV cache; faster steps on GPUs for a compilation of a
-    # minute or so (and another at the first change of batch shape).
+    # torch.compile the model on GPUs: inside the graphs decoder's CUDA graph (fused
+    # kernels), or for generate with a static KV cache; faster steps for a compilation of
+    # 15 s or more (and another at the first change of batch shape).
     compile: bool = False
     # "graphs": our own loop (graph_decoding.py), one CUDA graph replayed per token on GPUs,
     # run eagerly elsewhere; "generate": model.generate; "auto": graphs on CUDA where the
@@ -162,6 +162,12 @@ class TransformersBackend:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {self.decoder!r}")
         prepare_tokenizer_for_batches(self.tokenizer)
         self._graph_decoder: Any = None
+
+    @property
+    def compiles(self) -> bool:
+        """Whether the model is compiled: ``compile`` is for GPUs (on CPUs a compilation
+        costs more than it saves)."""
+        return self.compile and self.device.type == "cuda"
 
     @property
     def resolved_decoder(self) -> str:
@@ -239,7 +245,7 @@ class TransformersBackend:
             return_tensors="pt",
             padding=True,
             # Fewer distinct shapes, fewer recompilations.
-            pad_to_multiple_of=64 if self.compile else None,
+            pad_to_multiple_of=64 if self.compiles else None,
         ).to(self.device)
         prompt_length = encoded["input_ids"].shape[1]
         torch.manual_seed(batch.seed)
@@ -264,7 +270,7 @@ class TransformersBackend:
 
         if self._graph_decoder is None:
             self._graph_decoder = GraphDecoder(
-                self.model, check_every=self.check_every, compile=self.compile
+                self.model, check_every=self.check_every, compile=self.compiles
             )
         params = batch.params
         prompts = [request.prompt for request in batch.requests]
@@ -328,7 +334,7 @@ class TransformersBackend:
         if params.stop:
             criteria = StopOnSequences(self.tokenizer, params.stop, prompt_length)
             options["stopping_criteria"] = StoppingCriteriaList([criteria])
-        if self.compile:
+        if self.compiles:
             options["cache_implementation"] = "static"
         return options
 
