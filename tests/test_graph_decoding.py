@@ -51,19 +51,20 @@ def greedy_with_generate(model, tokenizer, prompt: str, new_tokens: int) -> list
     return output[0, encoded["input_ids"].shape[1] :].tolist()
 
 
+def run(decoder: GraphDecoder, tokenizer, prompts: list[str], steps: int, **options):
+    """``decoder`` on ``prompts`` (greedy, one sample each, unless ``options`` say)."""
+    encoded = tokenizer(prompts, return_tensors="pt", padding=True)
+    arguments = dict(samples=1, temperature=0.0, top_p=1.0, generator=None) | options
+    return decoder.decode(
+        encoded["input_ids"], encoded["attention_mask"], max_new_tokens=steps, **arguments
+    )
+
+
 def test_greedy_tokens_are_generates_with_left_padding(tiny) -> None:
     model, tokenizer = tiny
     encoded = tokenizer(PROMPTS, return_tensors="pt", padding=True)
     assert encoded["attention_mask"][2].sum() < encoded["attention_mask"].shape[1]  # padded
-    decoded = GraphDecoder(model, check_every=4).decode(
-        encoded["input_ids"],
-        encoded["attention_mask"],
-        samples=2,
-        max_new_tokens=24,
-        temperature=0.0,
-        top_p=1.0,
-        generator=None,
-    )
+    decoded = run(GraphDecoder(model, check_every=4), tokenizer, PROMPTS, 24, samples=2)
     assert decoded.tokens.shape == (6, 24) and not decoded.graph
     for index, prompt in enumerate(PROMPTS):
         expected = greedy_with_generate(model, tokenizer, prompt, 24)
@@ -74,16 +75,7 @@ def test_greedy_tokens_are_generates_with_left_padding(tiny) -> None:
 def test_model_attention_is_restored(tiny) -> None:
     model, tokenizer = tiny
     before = model.config._attn_implementation
-    encoded = tokenizer(PROMPTS[:1], return_tensors="pt")
-    GraphDecoder(model).decode(
-        encoded["input_ids"],
-        encoded["attention_mask"],
-        samples=1,
-        max_new_tokens=2,
-        temperature=0.0,
-        top_p=1.0,
-        generator=None,
-    )
+    run(GraphDecoder(model), tokenizer, PROMPTS[:1], 2)
     assert model.config._attn_implementation == before
     assert unsupported_reason(model) is None
 
@@ -134,16 +126,12 @@ def test_decoding_with_other_nucleus_methods_runs(tiny, nucleus: str) -> None:
     if nucleus == "fused" and os.environ.get("TRITON_INTERPRET") != "1":
         pytest.skip("Triton runs CPU tensors in its interpreter only (GPU: *_cuda.py)")
     model, tokenizer = tiny
-    encoded = tokenizer(PROMPTS[:2], return_tensors="pt", padding=True)
-    decoded = GraphDecoder(model, nucleus=nucleus).decode(
-        encoded["input_ids"],
-        encoded["attention_mask"],
-        samples=2,
-        max_new_tokens=3,  # few: without a GPU, Triton's interpreter runs the fused kernels
-        temperature=0.8,
-        top_p=0.95,
-        generator=torch.Generator().manual_seed(0),
-    )
+    # Few steps: without a GPU, Triton's interpreter runs the fused kernels.
+    generator = torch.Generator().manual_seed(0)
+    decoded = run(
+        GraphDecoder(model, nucleus=nucleus), tokenizer, PROMPTS[:2], 3,
+        samples=2, temperature=0.8, top_p=0.95, generator=generator,
+    )  # fmt: skip
     assert decoded.tokens.shape == (4, 3) and decoded.lengths == [3] * 4
     assert bool(((decoded.tokens >= 0) & (decoded.tokens < len(tokenizer))).all())
 
@@ -154,17 +142,8 @@ def test_decoding_goes_on_without_compile_where_it_fails(tiny, monkeypatch) -> N
 
     monkeypatch.setattr(torch, "compile", lambda model: broken)
     model, tokenizer = tiny
-    encoded = tokenizer(PROMPTS, return_tensors="pt", padding=True)
     decoder = GraphDecoder(model, compile=True)
-    decoded = decoder.decode(
-        encoded["input_ids"],
-        encoded["attention_mask"],
-        samples=1,
-        max_new_tokens=4,
-        temperature=0.0,
-        top_p=1.0,
-        generator=None,
-    )
+    decoded = run(decoder, tokenizer, PROMPTS, 4)
     assert decoded.tokens.shape == (3, 4)
     assert not decoder.compile and "backend compiler failed" in decoder.compile_error
 
@@ -242,18 +221,8 @@ def test_end_of_text_ends_a_completion_like_generate(tiny) -> None:
 
 def test_stops_early_once_every_row_finished(tiny) -> None:
     model, tokenizer = tiny
-    encoded = tokenizer(PROMPTS, return_tensors="pt", padding=True)
     scanner = StopScanner(tokenizer, 3, stop=[tokenizer.decode(t) for t in range(256)])
-    decoded = GraphDecoder(model, check_every=2).decode(
-        encoded["input_ids"],
-        encoded["attention_mask"],
-        samples=1,
-        max_new_tokens=200,
-        temperature=0.0,
-        top_p=1.0,
-        generator=None,
-        scanner=scanner,
-    )
+    decoded = run(GraphDecoder(model, check_every=2), tokenizer, PROMPTS, 200, scanner=scanner)
     assert scanner.done and decoded.steps < 20
 
 

@@ -119,9 +119,11 @@ def _row_stats(stats_ptr, row, SPLITS: tl.constexpr, SPLITS_P2: tl.constexpr):
 
 
 @triton.jit
-def _refine(low, high, masses_ptr, row, threshold, SPLITS, SPLITS_P2, WAYS):
-    """The sub-interval of (low, high] that holds the threshold, from the masses above
-    this interval's pivots (summed over slices)."""
+def _refine(bounds_ptr, masses_ptr, row, threshold, SPLITS, SPLITS_P2, WAYS):
+    """The sub-interval of the previous pass's interval (low, high] that holds the
+    threshold, from the masses above that pass's pivots (summed over slices)."""
+    low = tl.load(bounds_ptr + row * 2)
+    high = tl.load(bounds_ptr + row * 2 + 1)
     s = tl.arange(0, SPLITS_P2)
     j = tl.arange(0, WAYS)
     offsets = (row * SPLITS + s[:, None]) * WAYS + j[None, :]
@@ -190,9 +192,9 @@ def _search_kernel(
         low = tl.full((), START_LOW, tl.int64)
         high = tl.full((), START_HIGH, tl.int64)
     else:
-        low = tl.load(bounds_in_ptr + row * 2)
-        high = tl.load(bounds_in_ptr + row * 2 + 1)
-        low, high = _refine(low, high, masses_in_ptr, row, top_p * row_sum, SPLITS, SPLITS_P2, WAYS)
+        low, high = _refine(
+            bounds_in_ptr, masses_in_ptr, row, top_p * row_sum, SPLITS, SPLITS_P2, WAYS
+        )
     if split == 0:
         tl.store(bounds_out_ptr + row * 2, low)
         tl.store(bounds_out_ptr + row * 2 + 1, high)
@@ -240,9 +242,7 @@ def _draw_kernel(
     row_max, row_sum = _row_stats(stats_ptr, row, SPLITS, SPLITS_P2)
     threshold = tl.full((), float("-inf"), tl.float32)  # no top-p: every token stays
     if FILTER:
-        low = tl.load(bounds_ptr + row * 2)
-        high = tl.load(bounds_ptr + row * 2 + 1)
-        low, high = _refine(low, high, masses_ptr, row, top_p * row_sum, SPLITS, SPLITS_P2, WAYS)
+        low, high = _refine(bounds_ptr, masses_ptr, row, top_p * row_sum, SPLITS, SPLITS_P2, WAYS)
         threshold = _key_value(high, START_LOW, KIND)
     base, length = _slice_bounds(row, split, row_stride, vocab, PER_SPLIT)
     race_base = row * race_stride + split * PER_SPLIT
