@@ -7,4 +7,9 @@ bash scripts/install-slurm.sh   # a real single-node SLURM for tests/test_slurm.
 source .venv/bin/activate
 # SLURM's and munge's daemons live in sbin, which a login shell's PATH may lack.
 export PATH="$PATH:/usr/sbin:/sbin"
+# Static checks first: seconds, and they name the line.
+python -m ruff check .
+python -m ruff format --check .
+python -m mypy src/multiplt
+snakefmt --check Snakefile rules
 python -m pytest "$@"
