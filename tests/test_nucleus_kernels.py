@@ -109,5 +109,7 @@ def test_bad_arguments_are_refused(kernels: ModuleType) -> None:
     logits = random_logits(4)
     with pytest.raises(ValueError, match="temperature"):
         kernels.fused_nucleus_sample(logits, torch.ones_like(logits), 0.0, 0.9)
+    with pytest.raises(ValueError, match="ways must be a power of two"):
+        kernels.Launch(ways=6)
     with pytest.raises(ValueError, match="rows, vocabulary"):
         kernels.fused_nucleus_sample(logits, torch.ones_like(logits[:, :-1]), 0.8, 0.9)

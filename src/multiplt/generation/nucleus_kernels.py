@@ -44,6 +44,14 @@ class Launch:
     target_splits: int = 16  # slices per row (fewer for small vocabularies)
     num_warps: int = 4
 
+    def __post_init__(self) -> None:
+        for name, least in (("ways", 2), ("block", 2), ("num_warps", 1)):
+            value = getattr(self, name)
+            if value < least or value & (value - 1):
+                raise ValueError(f"Launch.{name} must be a power of two, got {value}")
+        if self.target_splits < 1:
+            raise ValueError(f"Launch.target_splits must be positive, got {self.target_splits}")
+
 
 DEFAULT_LAUNCH = Launch()
 # How the kernels read each logits dtype: its code and the width of its order keys.
