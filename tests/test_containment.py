@@ -149,6 +149,28 @@ def test_a_fork_bomb_does_not_starve_its_batch_mates() -> None:
         assert results[f"spawn_{i}"].status is Status.OK, results[f"spawn_{i}"]
 
 
+@pytest.mark.parametrize("name", ["py", "r"])
+def test_a_program_that_kills_everything_it_may_kills_only_itself(name: str) -> None:
+    """Every process of a sandbox runs as the same user; ``kill(-1, SIGKILL)`` must still
+    reach neither the runner nor a batch-mate (each worker's programs have their own PID
+    namespace), with a cold runtime (Python) and a warm one (R's forking server)."""
+    language = require_runtime(name)
+    killers = {
+        "py": "import os, signal, time\ntime.sleep(0.3)\nos.kill(-1, signal.SIGKILL)\n",
+        "r": "Sys.sleep(0.3)\nsystem('kill -9 -1')\n",
+    }
+    sleepers = {
+        "py": "import time\ntime.sleep(1.5)\nprint('alive')\n",
+        "r": "Sys.sleep(1.5)\ncat('alive\\n')\n",
+    }
+    programs = [Program("killer", killers[name])]
+    programs += [Program(f"sleeper_{i}", sleepers[name]) for i in range(3)]
+    results = ExecutionEngine(workers=4, limits=Limits(timeout_s=6)).run(language, programs)
+    for i in range(3):
+        assert results[f"sleeper_{i}"].status is Status.OK, results[f"sleeper_{i}"]
+        assert results[f"sleeper_{i}"].stdout == "alive\n"
+
+
 def test_sandbox_runs_unprivileged_when_started_as_root() -> None:
     language = require_runtime("py")
     if os.geteuid() != 0:

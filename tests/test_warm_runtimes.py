@@ -251,8 +251,11 @@ def test_programs_see_nothing_of_earlier_programs(
 
 CRASHERS = {
     "r": {
+        # The server's pid in the program's own PID namespace: the last of its NSpid ids.
         "kill_server": "server <- scan('/proc/self/stat', '', quiet = TRUE)[4]\n"
-        "tools::pskill(as.integer(server), tools::SIGKILL)\nSys.sleep(5)\n",
+        "ids <- grep('^NSpid:', readLines(sprintf('/proc/%s/status', server)), value = TRUE)\n"
+        "ids <- strsplit(ids, '[[:space:]]+')[[1]]\n"
+        "tools::pskill(as.integer(ids[length(ids)]), tools::SIGKILL)\nSys.sleep(5)\n",
         "quit": "quit(save = 'no', status = 3)\n",
         "memory": "x <- numeric(1e11)\n",
     },

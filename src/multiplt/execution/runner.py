@@ -12,8 +12,10 @@ stdin and stdout, one JSON object per line:
 
 The workers are processes, not threads, so that starting a program is a cheap
 ``vfork``/``exec`` and never waits for a lock. Each worker enters a user namespace of its
-own where the kernel allows one and sets its rlimits once (memory, processes, file size,
-no core dumps); every program it runs inherits them. A worker runs one program at a time,
+own where the kernel allows one, starts its programs in a PID namespace of their own (a
+program that signals everything it may reaches only its own worker's processes), and sets
+its rlimits once (memory, processes, file size, no core dumps); every program it runs
+inherits them. A worker runs one program at a time,
 so the process count of its namespace is that program's alone: a fork bomb exhausts its
 own allowance, not its batch-mates'. Each program gets its own scratch directory (its
 working directory, ``HOME`` and ``TMPDIR``) and its own session, killed as a whole at the
@@ -55,15 +57,52 @@ from multiprocessing.util import Finalize
 from typing import Any
 
 _CLONE_NEWUSER = 0x10000000
+_CLONE_NEWPID = 0x20000000
+_PR_SET_PDEATHSIG = 1
 _READ_CHUNK = 65536
 _EXIT_POLL_S = 0.1
 _SCRATCH_ROOT = os.path.join(tempfile.gettempdir(), "multiplt-scratch")
 
 
-def _new_user_namespace() -> None:
+def _new_user_namespace() -> bool:
     """Count this worker's processes in a namespace of its own (best effort)."""
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.unshare(_CLONE_NEWUSER)
+    return bool(libc.unshare(_CLONE_NEWUSER) == 0)
+
+
+def _new_pid_namespace() -> None:
+    """Start this worker's programs in a PID namespace of their own (best effort).
+
+    Every process of the sandbox runs as the same user, so without it a program that
+    signals all it may (``kill(-1, SIGKILL)``) would kill the runner and the whole batch
+    with it. Inside, it reaches only its own worker's processes. The namespace's first
+    process (its init) is a reaper forked here; when the worker exits, the kernel kills
+    the reaper and with it whatever a program left running. /proc stays the sandbox's:
+    pids read there (and reported by warm servers) are the worker's, not the namespace's.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(_CLONE_NEWPID) != 0:
+        return
+    if os.fork() == 0:
+        _reap_orphans(libc)
+
+
+def _reap_orphans(libc: ctypes.CDLL) -> None:
+    """The PID namespace's init: reaps orphans until its worker exits; never returns."""
+    try:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        # An init ignores signals left at their default from inside its namespace: a
+        # program cannot stop it (Python's own SIGINT handler would let it).
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(number, signal.SIG_DFL)
+        os.closerange(3, 65536)  # hold none of the pool's pipes open
+        while True:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                time.sleep(0.2)
+    finally:
+        os._exit(0)
 
 
 class Batch:
@@ -82,19 +121,20 @@ class Batch:
         self.warm_command: list[str] | None = header.get("warm_command")
 
     def confine_worker(self) -> None:
-        """Enter the worker's own user namespace and set the limits its programs inherit."""
-        if self.isolate_process_counts:
-            # Before lowering RLIMIT_NPROC: the kernel checks the parent namespace's count
-            # against the limit in force when the child namespace was made, so only this
-            # namespace is held to the per-program limit.
-            _new_user_namespace()
+        """Enter the worker's own user and PID namespaces and set the limits its programs
+        inherit."""
+        # Before lowering RLIMIT_NPROC: the kernel checks the parent namespace's count
+        # against the limit in force when the child namespace was made, so only this
+        # namespace is held to the per-program limit.
+        if self.isolate_process_counts and _new_user_namespace():
+            _new_pid_namespace()
         memory = int(self.limits["memory_mb"]) * 1024 * 1024
         kind = resource.RLIMIT_AS if self.limit_address_space else resource.RLIMIT_DATA
         resource.setrlimit(kind, (memory, memory))
         file_size = int(self.limits["file_size_mb"]) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        processes = int(self.limits["processes"]) + 1  # the worker itself counts
+        processes = int(self.limits["processes"]) + 2  # the worker and its reaper count
         resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
         # Writing past RLIMIT_FSIZE should fail the write, not kill a warm server; an
         # ignored signal stays ignored across exec.

@@ -441,7 +441,8 @@ local(envir = new.env(parent = baseenv()), {
 
   # Waits for the child to finish: its pipe closes when it exits, unless a background
   # process it started holds the pipe open, so a dead (zombie) child also ends the wait.
-  wait_for_child <- function(pid) {
+  # `shown` is the child's pid in /proc (see visible_pid).
+  wait_for_child <- function(pid, shown) {
     status <- NO_STATUS
     repeat {
       ready <- parallel:::selectChildren(pid, 0.05)
@@ -450,13 +451,37 @@ local(envir = new.env(parent = baseenv()), {
         data <- parallel:::readChild(pid)
         if (!is.raw(data)) break
         status <- unserialize(data)
-      } else if (!process_alive(pid)) {
+      } else if (!process_alive(shown)) {
         parallel:::rmChild(pid)
         break
       }
     }
     parallel:::cleanup(kill = FALSE, detach = FALSE) # forget finished children
     status
+  }
+
+  # The runner may start programs in a PID namespace of their own, which /proc (the
+  # sandbox's) does not show: the child's pid there is found by its NSpid line (its pid in
+  # each namespace, /proc's first, its own last) among this server's children.
+  visible_pid <- function(pid) {
+    own <- proc_status("self")
+    for (path in Sys.glob("/proc/[0-9]*/status")) {
+      status <- proc_status(path)
+      if (isTRUE(status$parent == own$pids[1L] && status$pids[length(status$pids)] == pid)) {
+        return(status$pids[1L])
+      }
+    }
+    pid
+  }
+
+  proc_status <- function(path) {
+    if (path == "self") path <- "/proc/self/status"
+    lines <- tryCatch(readLines(path, warn = FALSE), error = function(e) character())
+    field <- function(name) {
+      line <- grep(paste0("^", name, ":"), lines, value = TRUE)
+      as.integer(strsplit(trimws(sub("^[^:]*:", "", line[1L])), "[[:space:]]+")[[1L]])
+    }
+    list(pids = field("NSpid"), parent = field("PPid"))
   }
 
   process_alive <- function(pid) {
@@ -479,8 +504,9 @@ local(envir = new.env(parent = baseenv()), {
       )
       parallel:::mcexit(1L) # only reached if child_main itself failed
     }
-    reply("STARTED\t", child$pid)
-    reply("DONE\t", wait_for_child(child$pid))
+    shown <- visible_pid(child$pid)
+    reply("STARTED\t", shown)
+    reply("DONE\t", wait_for_child(child$pid, shown))
   }
 
   serve <- function() {
