@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,15 @@ SHARED = REPO.parent / "shared"
 MULTIPL_E = SHARED / "benchmarks" / "multipl-e"
 HANDWRITTEN = Path(__file__).parent / "data" / "handwritten_completions.json"
 ALL_LANGUAGES = ("py", "jl", "lua", "ml", "r", "rkt")
+
+
+def snakemake(workdir: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """The real Snakemake on this repository's workflow, in ``workdir``, from this Python."""
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run(
+        [*command, *arguments], capture_output=True, text=True, env=env, timeout=900
+    )
 
 
 def require_runtime(name: str) -> Language:

@@ -37,9 +37,9 @@ from multiplt.execution.sandbox import (
     make_sandbox,
 )
 from multiplt.languages import Language, all_languages, get_language
+from tests.conftest import REPO, snakemake
 from tests.test_execution_languages import CASES as OUTCOME_CASES
 
-REPO = Path(__file__).resolve().parents[1]
 CONTAINERS = REPO / "containers"
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 BASE_IMAGE = "debian:bookworm-20250520-slim"
@@ -254,15 +254,7 @@ def test_images_are_named_by_language_and_configured_version(tmp_path: Path) -> 
 
 def test_build_rule_names_the_images_the_engine_looks_for() -> None:
     """`snakemake containers` builds exactly the files make_sandbox's images are called."""
-    if shutil.which("snakemake") is None:
-        pytest.skip("snakemake is not installed")
-    run = subprocess.run(
-        ["snakemake", "-n", "--forceall", "containers"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = snakemake(REPO, "-n", "--forceall", "containers")
     assert run.returncode == 0, run.stderr[-3000:]
     planned = set(re.findall(r"^\s*output: (\S+\.sif)$", run.stdout, re.MULTILINE))
     image_dir = Path(CONFIG["containers"]["image_dir"])
@@ -273,15 +265,7 @@ def test_build_rule_names_the_images_the_engine_looks_for() -> None:
 
 
 def test_build_rule_passes_lint() -> None:
-    if shutil.which("snakemake") is None:
-        pytest.skip("snakemake is not installed")
-    run = subprocess.run(
-        ["snakemake", "-n", "--lint", "text"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = snakemake(REPO, "-n", "--lint", "text")
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-3000:]  # the workflow parses (lints alone exit 0)
     blocks = re.split(r"\n(?=Lints for )", report)

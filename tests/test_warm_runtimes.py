@@ -70,6 +70,7 @@ RKT_CASES = {
     + "(list (getenv \"HOME\") (find-system-path 'home-dir) (find-system-path 'temp-dir))\n"
     + "(list (current-directory) (current-command-line-arguments) (error-print-width))\n",
 }
+PASSING = {"r": R_CASES["pass"], "rkt": RKT_CASES["pass"]}
 
 
 def run(
@@ -133,7 +134,7 @@ LOOPS = {
 @pytest.mark.parametrize("language_name", ["r", "rkt"])
 def test_runaway_programs_are_stopped_as_in_cold_runs(language_name: str) -> None:
     language = require_runtime(language_name)
-    passing = R_CASES["pass"] if language_name == "r" else RKT_CASES["pass"]
+    passing = PASSING[language_name]
     warm = run(language, LOOPS[language_name] | {"after": passing}, warm=True)
     # Cold runs pay the runtime's start-up inside their timeout (racket's ~1 s).
     cold_timeout_s = 3.0 if language_name == "r" else 5.0
@@ -270,7 +271,7 @@ CRASHERS = {
 @pytest.mark.parametrize("language_name", ["r", "rkt"])
 def test_a_program_that_kills_or_crashes_its_server_harms_no_other(language_name: str) -> None:
     language = require_runtime(language_name)
-    passing = R_CASES["pass"] if language_name == "r" else RKT_CASES["pass"]
+    passing = PASSING[language_name]
     crashers = CRASHERS[language_name]
     programs = crashers | {f"after-{i}": passing for i in range(6)}
     results = run(language, programs, warm=True, timeout_s=SLOW_ENOUGH / 4)

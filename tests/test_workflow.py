@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
-from tests.conftest import REPO, require_runtime
+from tests.conftest import REPO, require_runtime, snakemake
 
 SCHEMA = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
-
-
-def snakemake(workdir: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    return subprocess.run(
-        [*command, *arguments], capture_output=True, text=True, env=env, timeout=900
-    )
 
 
 def merged(*paths: Path) -> dict:
