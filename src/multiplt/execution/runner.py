@@ -16,9 +16,10 @@ own where the kernel allows one, starts its programs in a PID namespace of their
 program that signals everything it may reaches only its own worker's processes), and sets
 its rlimits once (memory, processes, file size, no core dumps); every program it runs
 inherits them. A worker runs one program at a time, so the process count of its namespace
-is that program's alone: a fork bomb exhausts its own allowance, not its batch-mates'. Each program gets its own scratch directory (its
-working directory, ``HOME`` and ``TMPDIR``) and its own session, killed as a whole at the
-end; anything that escaped its session dies with the sandbox at the end of the batch.
+is that program's alone: a fork bomb exhausts its own allowance, not its batch-mates'.
+Each program gets its own scratch directory (its working directory, ``HOME`` and
+``TMPDIR``) and its own session, killed as a whole at the end; anything that escaped its
+session dies with the sandbox at the end of the batch.
 
 Warm runtimes
 -------------
