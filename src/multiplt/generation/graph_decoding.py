@@ -365,8 +365,9 @@ class GraphDecoder:
                 return self._decode(*arguments)
             try:
                 return self._decode(*arguments)
-            except Exception as error:  # noqa: BLE001 - a model torch.compile cannot take
-                # Decoding is the same without it, only slower: say so and go on.
+            except torch._dynamo.exc.TorchDynamoException as error:  # compiling failed
+                # Decoding is the same without it, only slower: say so and go on. Any other
+                # error (bad input, out of memory) is the caller's, compiled or not.
                 self.compile_error = f"{type(error).__name__}: {error}".splitlines()[0][:200]
                 logger.warning("torch.compile failed, decoding without it: %s", self.compile_error)
                 self.compile, self._compiled = False, None
